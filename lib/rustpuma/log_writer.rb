@@ -1,0 +1,73 @@
+# frozen_string_literal: true
+
+module Rustpuma
+  # Where the server's own lines go (boot banner, errors, request log), as
+  # Puma's LogWriter: stdout for information, stderr for problems. Everything
+  # that prints goes through here so that `quiet` and `stdout_redirect` have
+  # one place to act on.
+  class LogWriter
+    attr_reader :stdout, :stderr
+
+    def self.stdio
+      new($stdout, $stderr)
+    end
+
+    # For tests and embedded use: a writer that keeps nothing.
+    def self.null
+      devnull = File.open(File::NULL, "w")
+      new(devnull, devnull)
+    end
+
+    def initialize(stdout, stderr)
+      @stdout = stdout
+      @stderr = stderr
+      @debug = ENV.key?("PUMA_DEBUG") || ENV.key?("RUSTPUMA_DEBUG")
+      @stdout.sync = true if @stdout.respond_to?(:sync=)
+      @stderr.sync = true if @stderr.respond_to?(:sync=)
+    end
+
+    def log(str)
+      @stdout.puts(str)
+    rescue IOError, Errno::EPIPE
+      nil
+    end
+
+    def write(str)
+      @stdout.write(str)
+    rescue IOError, Errno::EPIPE
+      nil
+    end
+
+    def debug?
+      @debug
+    end
+
+    def debug=(value)
+      @debug = value
+    end
+
+    def debug(str)
+      log("% #{str}") if @debug
+    end
+
+    # A fatal configuration or boot problem: Puma prints it and exits 1.
+    def error(str)
+      @stderr.puts("ERROR: #{str}")
+      exit 1
+    end
+
+    # A problem the server survives (app exception, bad client).
+    def warn(str)
+      @stderr.puts(str)
+    rescue IOError, Errno::EPIPE
+      nil
+    end
+
+    def unknown_error(error, context = nil)
+      where = context ? " (#{context})" : ""
+      lines = ["#{Time.now} #{error.class}#{where}: #{error.message}"]
+      lines.concat(Array(error.backtrace).first(20)) if error.backtrace
+      warn(lines.join("\n"))
+    end
+  end
+end
