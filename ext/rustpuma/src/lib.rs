@@ -1,12 +1,56 @@
+//! rustpuma's native core: a Rack server's listener, reactor and HTTP/1.1
+//! handling in Rust, driven by Ruby glue in `lib/rustpuma/`.
+//!
+//! The request path, in module order: [`socket`] (listeners and client
+//! sockets) → [`reactor`] (mio event loop) → [`client`] (one connection's
+//! buffering, using [`http`] and [`body`]) → [`pool`] (hand-off to Ruby
+//! threads, via [`gvl`]) → [`request`] (the Ruby-facing request: [`env`] in,
+//! response out). [`server`] ties them together for Ruby.
+
+pub mod body;
+pub mod client;
+pub mod env;
+pub mod gvl;
 pub mod http;
+pub mod log;
+pub mod pool;
+pub mod reactor;
+pub mod request;
+pub mod server;
+pub mod socket;
 
-use magnus::{function, prelude::*, Error, Ruby};
-
-fn hello(s: String) -> String { format!("hi {s}") }
+use magnus::{function, method, prelude::*, Error, Ruby};
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
-    let m = ruby.define_module("Rustpuma")?;
-    m.define_singleton_method("hello", function!(hello, 1))?;
+    let rustpuma = ruby.define_module("Rustpuma")?;
+    let native = rustpuma.define_module("Native")?;
+
+    let server = native.define_class("Server", ruby.class_object())?;
+    server.define_singleton_method("new", function!(server::Server::new, 2))?;
+    server.define_method("start", method!(server::Server::start, 0))?;
+    server.define_method("next_request", method!(server::Server::next_request, 0))?;
+    server.define_method("stop", method!(server::Server::stop, 0))?;
+    server.define_method("stopping?", method!(server::Server::is_stopping, 0))?;
+    server.define_method("backlog", method!(server::Server::backlog, 0))?;
+    server.define_method("requests_count", method!(server::Server::requests_count, 0))?;
+
+    let request = native.define_class("Request", ruby.class_object())?;
+    request.define_method("fill_env", method!(request::Request::fill_env, 1))?;
+    request.define_method("body_string", method!(request::Request::body_string, 0))?;
+    request.define_method("body_fd", method!(request::Request::body_fd, 0))?;
+    request.define_method("remote_addr", method!(request::Request::remote_addr, 0))?;
+    request.define_method("request_line", method!(request::Request::request_line, 0))?;
+    request.define_method("head?", method!(request::Request::is_head, 0))?;
+    request.define_method("respond", method!(request::Request::respond, 4))?;
+    request.define_method("write_body", method!(request::Request::write_body, 1))?;
+    request.define_method("finish_body", method!(request::Request::finish_body, 0))?;
+    request.define_method("send_file", method!(request::Request::send_file, 1))?;
+    request.define_method("early_hints", method!(request::Request::early_hints, 1))?;
+    request.define_method("hijack", method!(request::Request::hijack, 0))?;
+    request.define_method("hijacked?", method!(request::Request::is_hijacked, 0))?;
+    request.define_method("head_sent?", method!(request::Request::is_head_sent, 0))?;
+    request.define_method("keep_alive?", method!(request::Request::is_keep_alive, 0))?;
+    request.define_method("finish", method!(request::Request::finish, 0))?;
     Ok(())
 }

@@ -1,0 +1,231 @@
+//! One client connection while the reactor owns it: the bytes read so far
+//! and how far the current request has come (head, then body).
+//!
+//! The reactor calls [`Client::advance`] whenever the socket is readable or
+//! the client comes back from the pool; a request reaches Ruby only once its
+//! head and whole body are here, so a slow client never holds a pool thread.
+//! Bytes past the end of a request (pipelining) stay in `buf` for the next.
+
+use std::io;
+
+use crate::body::Body;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::parser::{self, BodyFraming, ParseError, Parsed, RequestHead};
+use crate::socket::Stream;
+
+const READ_CHUNK: usize = 64 * 1024;
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Per-server limits the reactor applies while reading.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `http_content_length_limit`: larger bodies get 413 before they are read.
+    pub max_body: Option<u64>,
+}
+
+/// Why a request cannot be served; the reactor answers with `status` and
+/// closes the connection.
+#[derive(Debug)]
+pub struct Rejection {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl From<ParseError> for Rejection {
+    fn from(e: ParseError) -> Self {
+        Rejection { status: e.status(), reason: e.reason() }
+    }
+}
+
+pub enum Advance {
+    /// `client.request` holds a complete request.
+    Ready,
+    /// Wait for the socket to become readable again.
+    NeedMore,
+    /// The peer closed between requests, or the socket failed: drop quietly.
+    Gone,
+    Reject(Rejection),
+}
+
+enum BodyProgress {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+enum Progress {
+    Head { scanned: usize },
+    Body { head: RequestHead, body: Body, left: BodyProgress },
+}
+
+pub struct Client {
+    pub stream: Stream,
+    pub remote_addr: String,
+    buf: Vec<u8>,
+    progress: Progress,
+    /// The request handed to Ruby, with its body.
+    pub request: Option<(RequestHead, Body)>,
+    /// Requests answered on this connection so far (`max_keep_alive`).
+    pub served: u64,
+}
+
+impl Client {
+    pub fn new(stream: Stream, remote_addr: String) -> Self {
+        Client {
+            stream,
+            remote_addr,
+            buf: Vec::new(),
+            progress: Progress::Head { scanned: 0 },
+            request: None,
+            served: 0,
+        }
+    }
+
+    /// True when a request has started arriving but is not complete, which
+    /// decides between a silent close and 408 when the client times out.
+    pub fn has_partial_request(&self) -> bool {
+        !self.buf.is_empty() || matches!(self.progress, Progress::Body { .. })
+    }
+
+    /// Called when the previous response is done and the connection is kept.
+    pub fn reset_for_next_request(&mut self) {
+        self.request = None;
+        self.progress = Progress::Head { scanned: 0 };
+        self.served += 1;
+    }
+
+    /// Moves the current request forward with what is buffered and what the
+    /// socket has, until it is complete, the socket is drained, or it fails.
+    pub fn advance(&mut self, limits: &Limits) -> Advance {
+        loop {
+            match self.step(limits) {
+                Ok(Some(result)) => return result,
+                Ok(None) => {}
+                Err(rejection) => return Advance::Reject(rejection),
+            }
+            match self.fill() {
+                Ok(true) => {}
+                // End of stream: between requests that is a normal close; in
+                // the middle of one, nobody is left to answer.
+                Ok(false) => return Advance::Gone,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Advance::NeedMore,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Advance::Gone,
+            }
+        }
+    }
+
+    /// Reads once. `Ok(false)` is end of stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        let len = self.buf.len();
+        self.buf.resize(len + READ_CHUNK, 0);
+        let result = self.stream.read(&mut self.buf[len..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        self.buf.truncate(len + n);
+        result.map(|n| n > 0)
+    }
+
+    /// Uses the buffered bytes. `Ok(None)` means more bytes are needed.
+    fn step(&mut self, limits: &Limits) -> Result<Option<Advance>, Rejection> {
+        loop {
+            match &mut self.progress {
+                Progress::Head { scanned } => {
+                    if self.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let new_line = self.buf[*scanned..].contains(&b'\n');
+                    if !new_line && self.buf.len() <= parser::MAX_URI_BYTES {
+                        *scanned = self.buf.len();
+                        return Ok(None);
+                    }
+                    match parser::parse_head(&self.buf)? {
+                        Parsed::Partial => {
+                            *scanned = self.buf.len();
+                            return Ok(None);
+                        }
+                        Parsed::Complete(head) => self.start_body(head, limits)?,
+                    }
+                }
+                Progress::Body { body, left, .. } => {
+                    let done = match left {
+                        BodyProgress::Length(remaining) => {
+                            let take = (*remaining).min(self.buf.len() as u64) as usize;
+                            if take > 0 {
+                                body.append(&self.buf[..take]).map_err(io_rejection)?;
+                                self.buf.drain(..take);
+                                *remaining -= take as u64;
+                            }
+                            *remaining == 0
+                        }
+                        BodyProgress::Chunked(decoder) => {
+                            let max = limits.max_body;
+                            let mut too_large = false;
+                            let result = decoder.decode(&self.buf, &mut |data: &[u8]| -> io::Result<()> {
+                                if max.is_some_and(|m| body.len() + data.len() as u64 > m) {
+                                    too_large = true;
+                                    return Err(io::Error::other("body too large"));
+                                }
+                                body.append(data)
+                            });
+                            if too_large {
+                                return Err(payload_too_large());
+                            }
+                            let (consumed, done) = result.map_err(|e| Rejection {
+                                status: 400,
+                                reason: format!("invalid chunked body: {e:?}"),
+                            })?;
+                            self.buf.drain(..consumed);
+                            done
+                        }
+                    };
+                    if !done {
+                        return Ok(None);
+                    }
+                    let Progress::Body { head, mut body, .. } =
+                        std::mem::replace(&mut self.progress, Progress::Head { scanned: 0 })
+                    else {
+                        unreachable!()
+                    };
+                    body.rewind().map_err(io_rejection)?;
+                    self.request = Some((head, body));
+                    return Ok(Some(Advance::Ready));
+                }
+            }
+        }
+    }
+
+    fn start_body(&mut self, head: RequestHead, limits: &Limits) -> Result<(), Rejection> {
+        self.buf.drain(..head.head_len);
+        let left = match head.framing {
+            BodyFraming::Empty => BodyProgress::Length(0),
+            BodyFraming::Length(n) => {
+                if limits.max_body.is_some_and(|m| n > m) {
+                    return Err(payload_too_large());
+                }
+                BodyProgress::Length(n)
+            }
+            BodyFraming::Chunked => BodyProgress::Chunked(ChunkedDecoder::new()),
+        };
+        let expected = match left {
+            BodyProgress::Length(n) => Some(n),
+            BodyProgress::Chunked(_) => None,
+        };
+        let body_pending = match &left {
+            BodyProgress::Length(n) => *n as usize > self.buf.len(),
+            BodyProgress::Chunked(_) => true,
+        };
+        if head.expect_continue && body_pending && self.buf.is_empty() {
+            self.stream.try_write(CONTINUE);
+        }
+        let body = Body::with_expected_len(expected).map_err(io_rejection)?;
+        self.progress = Progress::Body { head, body, left };
+        Ok(())
+    }
+}
+
+fn payload_too_large() -> Rejection {
+    Rejection { status: 413, reason: "request body exceeds http_content_length_limit".into() }
+}
+
+fn io_rejection(e: io::Error) -> Rejection {
+    Rejection { status: 500, reason: format!("could not buffer the request body: {e}") }
+}

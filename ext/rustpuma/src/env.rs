@@ -1,0 +1,205 @@
+//! The Rack env's CGI part, built from a parsed request head (Puma's
+//! `client_env.rb` and the C parser's job in one place).
+//!
+//! Keys are frozen, interned strings created once per process, so a request
+//! allocates only its values. The Ruby side adds the entries that are Ruby
+//! objects (`rack.input`, `rack.hijack`, `rack.after_reply` …).
+
+use magnus::value::Lazy;
+use magnus::{Error, RHash, RString, Ruby};
+
+use crate::http::parser::{BodyFraming, RequestHead, Version};
+
+macro_rules! keys {
+    ($($name:ident = $text:literal;)*) => {
+        $(static $name: Lazy<RString> = Lazy::new(|ruby| ruby.str_new($text).to_interned_str());)*
+    };
+}
+
+keys! {
+    REQUEST_METHOD = "REQUEST_METHOD";
+    REQUEST_URI = "REQUEST_URI";
+    REQUEST_PATH = "REQUEST_PATH";
+    PATH_INFO = "PATH_INFO";
+    QUERY_STRING = "QUERY_STRING";
+    SERVER_PROTOCOL = "SERVER_PROTOCOL";
+    HTTP_VERSION = "HTTP_VERSION";
+    SERVER_NAME = "SERVER_NAME";
+    SERVER_PORT = "SERVER_PORT";
+    REMOTE_ADDR = "REMOTE_ADDR";
+    URL_SCHEME = "rack.url_scheme";
+    CONTENT_TYPE = "CONTENT_TYPE";
+    CONTENT_LENGTH = "CONTENT_LENGTH";
+    HTTP_1_0 = "HTTP/1.0";
+    HTTP_1_1 = "HTTP/1.1";
+    HTTP = "http";
+    HTTPS = "https";
+    GET = "GET";
+    POST = "POST";
+    HEAD = "HEAD";
+    LOCALHOST = "localhost";
+    PORT_80 = "80";
+    PORT_443 = "443";
+}
+
+/// Adds the request's CGI variables and `HTTP_*` headers to `env`.
+pub fn fill(ruby: &Ruby, env: RHash, head: &RequestHead, remote_addr: &str, body_len: u64) -> Result<(), Error> {
+    let method = match head.method.as_str() {
+        "GET" => ruby.get_inner(&GET),
+        "POST" => ruby.get_inner(&POST),
+        "HEAD" => ruby.get_inner(&HEAD),
+        other => ruby.str_new(other),
+    };
+    env.aset(ruby.get_inner(&REQUEST_METHOD), method)?;
+    env.aset(ruby.get_inner(&REQUEST_URI), ruby.str_new(&head.target))?;
+    env.aset(ruby.get_inner(&REQUEST_PATH), ruby.str_new(&head.path))?;
+    env.aset(ruby.get_inner(&PATH_INFO), ruby.str_new(&head.path))?;
+    env.aset(ruby.get_inner(&QUERY_STRING), ruby.str_new(&head.query))?;
+    let protocol = match head.version {
+        Version::Http10 => ruby.get_inner(&HTTP_1_0),
+        Version::Http11 => ruby.get_inner(&HTTP_1_1),
+    };
+    env.aset(ruby.get_inner(&SERVER_PROTOCOL), protocol)?;
+    env.aset(ruby.get_inner(&HTTP_VERSION), protocol)?;
+    env.aset(ruby.get_inner(&REMOTE_ADDR), ruby.str_new(remote_addr))?;
+
+    let mut host = None;
+    let mut https = false;
+    for (key, value) in merged_headers(head) {
+        match key.as_str() {
+            "HTTP_HOST" => host = Some(value.clone()),
+            "HTTP_X_FORWARDED_PROTO" => https |= value.get(..5).is_some_and(|v| v.eq_ignore_ascii_case(b"https")),
+            "HTTP_X_FORWARDED_SCHEME" => https |= value.eq_ignore_ascii_case(b"https"),
+            "HTTP_X_FORWARDED_SSL" => https |= value.eq_ignore_ascii_case(b"on"),
+            _ => {}
+        }
+        let key = match key.as_str() {
+            "HTTP_CONTENT_TYPE" => ruby.get_inner(&CONTENT_TYPE),
+            "HTTP_CONTENT_LENGTH" => ruby.get_inner(&CONTENT_LENGTH),
+            _ => ruby.str_new(&key).to_interned_str(),
+        };
+        env.aset(key, ruby.str_from_slice(&value))?;
+    }
+    if head.framing == BodyFraming::Chunked {
+        // The app sees a body of known length, as in Puma.
+        env.aset(ruby.get_inner(&CONTENT_LENGTH), ruby.str_new(&body_len.to_string()))?;
+    }
+
+    env.aset(ruby.get_inner(&URL_SCHEME), ruby.get_inner(if https { &HTTPS } else { &HTTP }))?;
+    let default_port = if https { &PORT_443 } else { &PORT_80 };
+    match host.as_deref().map(split_host) {
+        Some((name, Some(port))) => {
+            env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
+            env.aset(ruby.get_inner(&SERVER_PORT), ruby.str_from_slice(port))?;
+        }
+        Some((name, None)) => {
+            env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
+            env.aset(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
+        }
+        None => {
+            env.aset(ruby.get_inner(&SERVER_NAME), ruby.get_inner(&LOCALHOST))?;
+            env.aset(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
+        }
+    }
+    Ok(())
+}
+
+/// The request's headers as env keys and values: repeated headers joined
+/// with ", ", `Transfer-Encoding` hidden once the body is decoded, and a
+/// name spelled with `_` dropped when a dashed header maps to the same key
+/// (so `X_Forwarded_For` cannot override `X-Forwarded-For`, as in Puma).
+pub fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>, bool)> = Vec::with_capacity(head.headers.len());
+    for header in &head.headers {
+        let underscored = header.name.contains('_');
+        let key = env_key(&header.name);
+        if key == "HTTP_TRANSFER_ENCODING" && head.framing == BodyFraming::Chunked {
+            continue;
+        }
+        if key == "HTTP_CONTENT_LENGTH" && head.framing == BodyFraming::Chunked {
+            continue;
+        }
+        match out.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, value, was_underscored)) => {
+                if *was_underscored && !underscored {
+                    *value = header.value.clone();
+                    *was_underscored = false;
+                } else if *was_underscored == underscored {
+                    value.extend_from_slice(b", ");
+                    value.extend_from_slice(&header.value);
+                }
+            }
+            None => out.push((key, header.value.clone(), underscored)),
+        }
+    }
+    out.into_iter().map(|(k, v, _)| (k, v)).collect()
+}
+
+fn env_key(name: &str) -> String {
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    key
+}
+
+/// Splits a Host value into name and port, keeping IPv6 brackets.
+pub fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let colon = if host.first() == Some(&b'[') {
+        host.iter().position(|&b| b == b']').and_then(|end| (host.get(end + 1) == Some(&b':')).then_some(end + 1))
+    } else {
+        host.iter().rposition(|&b| b == b':')
+    };
+    match colon {
+        Some(i) => (&host[..i], Some(&host[i + 1..])),
+        None => (host, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parser::Header;
+
+    fn head(headers: &[(&str, &str)], framing: BodyFraming) -> RequestHead {
+        RequestHead {
+            method: "GET".into(),
+            target: "/".into(),
+            path: "/".into(),
+            query: String::new(),
+            version: Version::Http11,
+            headers: headers.iter().map(|(n, v)| Header { name: n.to_string(), value: v.as_bytes().to_vec() }).collect(),
+            head_len: 0,
+            framing,
+            expect_continue: false,
+            keep_alive: true,
+        }
+    }
+
+    #[test]
+    fn host_splits_name_and_port_keeping_ipv6_brackets() {
+        assert_eq!(split_host(b"example.com:8080"), (&b"example.com"[..], Some(&b"8080"[..])));
+        assert_eq!(split_host(b"example.com"), (&b"example.com"[..], None));
+        assert_eq!(split_host(b"[::1]:9292"), (&b"[::1]"[..], Some(&b"9292"[..])));
+        assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
+    }
+
+    #[test]
+    fn repeated_headers_are_joined() {
+        let h = head(&[("Accept", "a"), ("accept", "b")], BodyFraming::Empty);
+        assert_eq!(merged_headers(&h), vec![("HTTP_ACCEPT".to_string(), b"a, b".to_vec())]);
+    }
+
+    #[test]
+    fn dashed_header_wins_over_underscored_one() {
+        let h = head(&[("X_Forwarded_For", "evil"), ("X-Forwarded-For", "1.2.3.4")], BodyFraming::Empty);
+        assert_eq!(merged_headers(&h), vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]);
+        let h = head(&[("X-Forwarded-For", "1.2.3.4"), ("X_Forwarded_For", "evil")], BodyFraming::Empty);
+        assert_eq!(merged_headers(&h), vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]);
+    }
+
+    #[test]
+    fn chunked_requests_hide_transfer_encoding() {
+        let h = head(&[("Transfer-Encoding", "chunked"), ("Host", "x")], BodyFraming::Chunked);
+        assert_eq!(merged_headers(&h), vec![("HTTP_HOST".to_string(), b"x".to_vec())]);
+    }
+}

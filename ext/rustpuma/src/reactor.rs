@@ -1,0 +1,354 @@
+//! The event loop: accepts connections, buffers each request until it is
+//! complete, hands complete requests to the pool, and takes connections back
+//! for keep-alive. One native thread, started after any fork, that never
+//! touches a Ruby object.
+//!
+//! Sockets are registered once, edge-triggered, and stay registered while a
+//! pool thread owns the client; the reactor ignores their events meanwhile
+//! and reads them when the client comes back (the data may already be there).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+use crate::client::{Advance, Client, Limits};
+use crate::http::response::error_response;
+use crate::log;
+use crate::socket::Listener;
+
+const WAKER: Token = Token(usize::MAX);
+const FIRST_LISTENER: usize = usize::MAX - 1;
+/// How long to wait before accepting again after running out of file
+/// descriptors, instead of spinning on EMFILE.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What Ruby asks of the reactor, through [`Shared::command`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Command {
+    Run = 0,
+    /// Close the listeners (and idle connections); finish what is in flight.
+    Stop = 1,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub first_data: Duration,
+    pub persistent: Duration,
+}
+
+/// A complete request on its way to the pool, with its connection.
+pub struct Handoff {
+    pub token: Token,
+    pub client: Box<Client>,
+}
+
+/// A connection on its way back from the pool.
+pub enum Returned {
+    KeepAlive(Handoff),
+    /// Closed or hijacked by the pool: the slot can be reused.
+    Released(Token),
+}
+
+/// State shared by the reactor and the pool threads (plain Rust data only).
+pub struct Shared {
+    pub registry: Registry,
+    waker: Waker,
+    returns: Sender<Returned>,
+    command: AtomicU8,
+    pub requests_count: AtomicU64,
+}
+
+impl Shared {
+    pub fn give_back(&self, returned: Returned) {
+        if self.returns.send(returned).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub fn send_command(&self, command: Command) {
+        self.command.store(command as u8, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.command.load(Ordering::Acquire) == Command::Stop as u8
+    }
+}
+
+enum Slot {
+    /// The reactor owns the client; `deadline_gen` matches its live timer.
+    Waiting { client: Box<Client>, deadline_gen: u64 },
+    /// A pool thread owns the client.
+    Busy,
+}
+
+pub struct Reactor {
+    poll: Poll,
+    listeners: Vec<Option<Listener>>,
+    clients: Slab<Slot>,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    next_gen: u64,
+    busy: usize,
+    requests: Sender<Handoff>,
+    returns: Receiver<Returned>,
+    shared: Arc<Shared>,
+    timeouts: Timeouts,
+    limits: Limits,
+    retry_accept_at: Option<Instant>,
+}
+
+impl Reactor {
+    /// Builds the poller and registers the listeners; no thread yet, so this
+    /// is safe before a fork.
+    pub fn new(
+        mut listeners: Vec<Listener>,
+        requests: Sender<Handoff>,
+        timeouts: Timeouts,
+        limits: Limits,
+    ) -> io::Result<(Reactor, Arc<Shared>)> {
+        let poll = Poll::new()?;
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            poll.registry().register(listener.source(), Token(FIRST_LISTENER - i), Interest::READABLE)?;
+        }
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (returns_tx, returns) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            registry: poll.registry().try_clone()?,
+            waker,
+            returns: returns_tx,
+            command: AtomicU8::new(Command::Run as u8),
+            requests_count: AtomicU64::new(0),
+        });
+        let reactor = Reactor {
+            poll,
+            listeners: listeners.into_iter().map(Some).collect(),
+            clients: Slab::new(),
+            timers: BinaryHeap::new(),
+            next_gen: 0,
+            busy: 0,
+            requests,
+            returns,
+            shared: shared.clone(),
+            timeouts,
+            limits,
+            retry_accept_at: None,
+        };
+        Ok((reactor, shared))
+    }
+
+    /// Runs until a stop was asked and every request in flight came back.
+    /// Returning drops the request sender, which tells the pool to finish.
+    pub fn run(mut self) {
+        block_signals();
+        let mut events = Events::with_capacity(1024);
+        let mut stopped = false;
+        loop {
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::warn(&format!("reactor: poll failed: {e}"));
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if t > FIRST_LISTENER - self.listeners.len() => self.accept(FIRST_LISTENER - t),
+                    Token(key) => self.on_readable(key),
+                }
+            }
+            self.take_returns();
+            if !stopped && self.shared.stopping() {
+                stopped = true;
+                self.stop_accepting();
+            }
+            self.expire_timers();
+            if let Some(at) = self.retry_accept_at {
+                if Instant::now() >= at {
+                    self.retry_accept_at = None;
+                    (0..self.listeners.len()).for_each(|i| self.accept(i));
+                }
+            }
+            if stopped && self.busy == 0 {
+                break;
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let timer = self.timers.peek().map(|Reverse((at, _, _))| at.saturating_duration_since(now));
+        let retry = self.retry_accept_at.map(|at| at.saturating_duration_since(now));
+        match (timer, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        if self.shared.stopping() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else { return };
+            match listener.accept() {
+                Ok((stream, remote_addr)) => {
+                    let entry = self.clients.vacant_entry();
+                    let key = entry.key();
+                    let mut client = Box::new(Client::new(stream, remote_addr));
+                    if self.poll.registry().register(client.stream.source(), Token(key), Interest::READABLE).is_err() {
+                        continue;
+                    }
+                    entry.insert(Slot::Waiting { client, deadline_gen: 0 });
+                    self.set_deadline(key, self.timeouts.first_data);
+                    // The client may have sent its request with the handshake.
+                    self.on_readable(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // EMFILE and friends: the pending connection stays in
+                    // the backlog; try again shortly.
+                    log::warn(&format!("accept failed: {e}"));
+                    self.retry_accept_at = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, key: usize) {
+        let Some(Slot::Waiting { client, .. }) = self.clients.get_mut(key) else { return };
+        match client.advance(&self.limits) {
+            Advance::Ready => self.dispatch(key),
+            Advance::NeedMore => {
+                if client.has_partial_request() {
+                    self.set_deadline(key, self.timeouts.first_data);
+                }
+            }
+            Advance::Gone => self.close(key),
+            Advance::Reject(rejection) => {
+                let mut client = self.remove(key);
+                log::warn(&format!(
+                    "HTTP parse error, malformed request ({}): {} {}",
+                    client.remote_addr, rejection.status, rejection.reason
+                ));
+                client.stream.try_write(&error_response(rejection.status));
+            }
+        }
+    }
+
+    fn dispatch(&mut self, key: usize) {
+        let Some(slot) = self.clients.get_mut(key) else { return };
+        let Slot::Waiting { client, .. } = std::mem::replace(slot, Slot::Busy) else { return };
+        self.busy += 1;
+        self.shared.requests_count.fetch_add(1, Ordering::Relaxed);
+        if let Err(returned) = self.requests.send(Handoff { token: Token(key), client }) {
+            // No pool left to serve it: the server is going down.
+            drop(returned);
+            self.busy -= 1;
+            self.clients.remove(key);
+        }
+    }
+
+    fn take_returns(&mut self) {
+        while let Ok(returned) = self.returns.try_recv() {
+            match returned {
+                Returned::KeepAlive(Handoff { token, client }) => {
+                    self.busy -= 1;
+                    if self.shared.stopping() {
+                        self.clients.remove(token.0);
+                        continue;
+                    }
+                    if let Some(slot) = self.clients.get_mut(token.0) {
+                        *slot = Slot::Waiting { client, deadline_gen: 0 };
+                        self.set_deadline(token.0, self.timeouts.persistent);
+                        self.on_readable(token.0);
+                    }
+                }
+                Returned::Released(token) => {
+                    self.busy -= 1;
+                    if self.clients.contains(token.0) {
+                        self.clients.remove(token.0);
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop_accepting(&mut self) {
+        for slot in self.listeners.iter_mut() {
+            if let Some(mut listener) = slot.take() {
+                let _ = self.poll.registry().deregister(listener.source());
+            }
+        }
+        // Idle and half-read connections are closed; requests already with
+        // the pool finish and their connections close after the response.
+        let waiting: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Waiting { .. }))
+            .map(|(key, _)| key)
+            .collect();
+        for key in waiting {
+            self.close(key);
+        }
+    }
+
+    fn set_deadline(&mut self, key: usize, after: Duration) {
+        self.next_gen += 1;
+        let gen = self.next_gen;
+        if let Some(Slot::Waiting { deadline_gen, .. }) = self.clients.get_mut(key) {
+            *deadline_gen = gen;
+            self.timers.push(Reverse((Instant::now() + after, key, gen)));
+        }
+    }
+
+    fn expire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, key, gen))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let live = matches!(self.clients.get(key), Some(Slot::Waiting { deadline_gen, .. }) if *deadline_gen == gen);
+            if !live {
+                continue;
+            }
+            let mut client = self.remove(key);
+            if client.has_partial_request() {
+                client.stream.try_write(&error_response(408));
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) -> Box<Client> {
+        match self.clients.remove(key) {
+            Slot::Waiting { mut client, .. } => {
+                let _ = self.poll.registry().deregister(client.stream.source());
+                client
+            }
+            Slot::Busy => unreachable!("the reactor never removes a client the pool owns"),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        drop(self.remove(key));
+    }
+}
+
+/// Signals belong to Ruby's threads: Ruby's handlers must never run on ours.
+fn block_signals() {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None);
+}

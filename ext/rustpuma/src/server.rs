@@ -1,0 +1,124 @@
+//! `Rustpuma::Native::Server`: the listeners, the reactor and the pool's
+//! queue of one server process, as Ruby sees them.
+//!
+//! `new` only prepares (it is called in each worker after forking); `start`
+//! spawns the reactor thread; pool threads, which Ruby creates, loop on
+//! `next_request`. `stop` closes the listeners and lets in-flight requests
+//! finish; when the last one is done the queue closes and `next_request`
+//! returns nil to every pool thread.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use magnus::value::ReprValue;
+use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
+
+use crate::client::Limits;
+use crate::pool::{Pool, Wait};
+use crate::reactor::{Command, Reactor, Shared, Timeouts};
+use crate::request::Request;
+use crate::socket::Listener;
+
+#[magnus::wrap(class = "Rustpuma::Native::Server", free_immediately, size)]
+pub struct Server {
+    reactor: Mutex<Option<Reactor>>,
+    pool: Pool,
+    shared: Arc<Shared>,
+    /// `max_keep_alive`: requests served on one connection before it closes.
+    max_keep_alive: Option<u64>,
+    keep_alives: bool,
+}
+
+impl Server {
+    /// `listeners`: an Array of `[fd, "tcp" | "unix"]`; the descriptors stay
+    /// Ruby's (we duplicate them), so Ruby can still hand them to a child.
+    pub fn new(ruby: &Ruby, listeners: RArray, options: RHash) -> Result<Self, Error> {
+        let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
+        let mut natives = Vec::new();
+        for entry in listeners.into_iter() {
+            let (fd, kind): (i32, String) = TryConvert::try_convert(entry)?;
+            // SAFETY: `fd` is the fileno of a listening socket Ruby keeps
+            // open for the whole call; we only duplicate it.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            let owned: OwnedFd = borrowed.try_clone_to_owned().map_err(io_error)?;
+            let listener = match kind.as_str() {
+                "unix" => {
+                    let std = std::os::unix::net::UnixListener::from(owned);
+                    std.set_nonblocking(true).map_err(io_error)?;
+                    Listener::Unix(mio::net::UnixListener::from_std(std))
+                }
+                _ => {
+                    let std = std::net::TcpListener::from(owned);
+                    std.set_nonblocking(true).map_err(io_error)?;
+                    Listener::Tcp(mio::net::TcpListener::from_std(std))
+                }
+            };
+            natives.push(listener);
+        }
+        let seconds = |key: &str, default: f64| -> Result<Duration, Error> {
+            let value: Option<Value> = options.lookup(ruby.to_symbol(key))?;
+            let secs = match value {
+                Some(v) if !v.is_nil() => f64::try_convert(v)?,
+                _ => default,
+            };
+            Ok(Duration::from_secs_f64(secs.max(0.0)))
+        };
+        let timeouts = Timeouts { first_data: seconds("first_data_timeout", 30.0)?, persistent: seconds("persistent_timeout", 65.0)? };
+        let max_body: Option<u64> = options.lookup(ruby.to_symbol("http_content_length_limit"))?;
+        let max_keep_alive: Option<u64> = options.lookup(ruby.to_symbol("max_keep_alive"))?;
+        let keep_alives: Option<bool> = options.lookup(ruby.to_symbol("enable_keep_alives"))?;
+        let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
+        let (reactor, shared) =
+            Reactor::new(natives, requests_tx, timeouts, Limits { max_body }).map_err(io_error)?;
+        Ok(Server {
+            reactor: Mutex::new(Some(reactor)),
+            pool: Pool::new(requests_rx),
+            shared,
+            max_keep_alive,
+            keep_alives: keep_alives.unwrap_or(true),
+        })
+    }
+
+    /// Starts the reactor thread. Call after forking, never before.
+    pub fn start(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        let Some(reactor) = rb_self.reactor.lock().unwrap().take() else { return Ok(false) };
+        std::thread::Builder::new()
+            .name("rustpuma-reactor".into())
+            .spawn(move || reactor.run())
+            .map_err(|e| Error::new(ruby.exception_runtime_error(), e.to_string()))?;
+        Ok(true)
+    }
+
+    /// The next request, `false` when Ruby interrupted the wait, nil once the
+    /// server has stopped and everything in flight is done.
+    pub fn next_request(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        use magnus::IntoValue;
+        match rb_self.pool.wait() {
+            Wait::Request(handoff) => {
+                let served = handoff.client.served + 1;
+                let last = !rb_self.keep_alives || rb_self.max_keep_alive.is_some_and(|max| served >= max);
+                Ok(Request::new(handoff, rb_self.shared.clone(), last).into_value_with(ruby))
+            }
+            Wait::Interrupted => Ok(false.into_value_with(ruby)),
+            Wait::Closed => Ok(ruby.qnil().into_value_with(ruby)),
+        }
+    }
+
+    pub fn stop(rb_self: &Self) {
+        rb_self.shared.send_command(Command::Stop);
+    }
+
+    pub fn is_stopping(rb_self: &Self) -> bool {
+        rb_self.shared.stopping()
+    }
+
+    pub fn backlog(rb_self: &Self) -> usize {
+        rb_self.pool.backlog()
+    }
+
+    pub fn requests_count(rb_self: &Self) -> u64 {
+        rb_self.shared.requests_count.load(Ordering::Relaxed)
+    }
+}

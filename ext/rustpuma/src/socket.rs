@@ -1,0 +1,155 @@
+//! The two kinds of socket a client can arrive on, behind one type, and the
+//! one write loop the pool uses to send a response.
+//!
+//! Sockets stay non-blocking for their whole life (the reactor owns them
+//! between requests); a pool thread that meets `EAGAIN` waits with `poll(2)`
+//! in short slices so that a Ruby interrupt or the write timeout ends it.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::gvl::Interrupt;
+
+/// How long a client may refuse to take response bytes (Puma's write timeout).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL_SLICE_MS: u16 = 100;
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    /// Accepts one client; `REMOTE_ADDR` is the peer's IP, or 127.0.0.1 for
+    /// a Unix socket as in Puma.
+    pub fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept()?;
+                // Responses leave in one write; Nagle would only delay them.
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), addr.ip().to_string()))
+            }
+            Listener::Unix(l) => {
+                let (s, _) = l.accept()?;
+                Ok((Stream::Unix(s), "127.0.0.1".to_string()))
+            }
+        }
+    }
+
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Listener::Tcp(l) => l,
+            Listener::Unix(l) => l,
+        }
+    }
+}
+
+impl Stream {
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
+    /// Best effort for tiny control messages (`100 Continue`, canned errors)
+    /// written by the reactor, which must never wait on a client.
+    pub fn try_write(&mut self, data: &[u8]) {
+        let _ = self.write_vectored(&[IoSlice::new(data)]);
+    }
+
+    /// Writes every byte of `parts` in order, waiting (without the GVL, the
+    /// caller makes sure) while the client's window is full.
+    pub fn write_all(&mut self, parts: &[&[u8]], interrupt: &Interrupt) -> io::Result<()> {
+        let mut part = 0;
+        let mut offset = 0;
+        let mut deadline = Instant::now() + WRITE_TIMEOUT;
+        while part < parts.len() {
+            if parts[part].len() == offset {
+                part += 1;
+                offset = 0;
+                continue;
+            }
+            let mut slices = Vec::with_capacity(parts.len() - part);
+            slices.push(IoSlice::new(&parts[part][offset..]));
+            slices.extend(parts[part + 1..].iter().map(|p| IoSlice::new(p)));
+            match self.write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    deadline = Instant::now() + WRITE_TIMEOUT;
+                    while n > 0 && part < parts.len() {
+                        let left = parts[part].len() - offset;
+                        if n >= left {
+                            n -= left;
+                            part += 1;
+                            offset = 0;
+                        } else {
+                            offset += n;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(deadline, interrupt)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_writable(&self, deadline: Instant, interrupt: &Interrupt) -> io::Result<()> {
+        loop {
+            if interrupt.is_set() {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted by Ruby"));
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "client did not read the response"));
+            }
+            let mut fds = [PollFd::new(self.fd(), PollFlags::POLLOUT)];
+            match poll(&mut fds, PollTimeout::from(POLL_SLICE_MS)) {
+                Ok(0) => continue,
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

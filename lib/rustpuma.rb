@@ -1,0 +1,22 @@
+# frozen_string_literal: true
+
+require "socket"
+require "stringio"
+
+require_relative "rustpuma/version"
+require_relative "rustpuma/const"
+require_relative "rustpuma/log_writer"
+
+# The native core, built by ext/rustpuma/extconf.rb (`rake compile` in a
+# checkout, `gem install` otherwise).
+require "rustpuma/rustpuma"
+
+require_relative "rustpuma/binder"
+require_relative "rustpuma/handler"
+require_relative "rustpuma/thread_pool"
+require_relative "rustpuma/server"
+
+# A Rack server whose listener, reactor and HTTP handling are Rust, and which
+# reads Puma's configuration. See docs/architecture.md for the request path.
+module Rustpuma
+end

@@ -1,0 +1,24 @@
+# frozen_string_literal: true
+
+require_relative "version"
+
+module Rustpuma
+  # Names and messages shared across the Ruby glue. Log lines are part of the
+  # interface (Procfile tools and tests grep them), so they live here.
+  module Const
+    SERVER_SOFTWARE = "rustpuma #{VERSION}"
+    GATEWAY_INTERFACE = "CGI/1.2"
+    RACK_VERSION = [1, 6].freeze
+
+    # Request#respond's second mode: the app owns the socket after the head.
+    RESPOND_NORMAL = 0
+    RESPOND_RAW = 1
+
+    # Puma's low-level error bodies.
+    ERROR_BODY_PRODUCTION = "An unhandled lowlevel error occurred. The application logs may have details.\n"
+    DEV_ENVIRONMENTS = %w[development test].freeze
+
+    GRACEFUL_STOP = "- Gracefully stopping, waiting for requests to finish"
+    GOODBYE = "- Goodbye!"
+  end
+end

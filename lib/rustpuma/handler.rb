@@ -1,0 +1,180 @@
+# frozen_string_literal: true
+
+require "socket"
+require "stringio"
+
+module Rustpuma
+  # Serves one request on a pool thread: builds the env around what the
+  # native request provides, calls the app, sends the response the way Puma
+  # does (framing, HEAD, hijack, files, streaming), and always closes the
+  # body and runs the after-reply callbacks. Puma keeps this in request.rb.
+  #
+  # Called by ThreadPool for every request; the socket work happens in
+  # Native::Request with the GVL released.
+  class Handler
+    EMPTY_BINARY = "".b.freeze
+
+    def initialize(app, options, log_writer)
+      @app = app
+      @log_writer = log_writer
+      @early_hints = options[:early_hints]
+      @log_requests = options[:log_requests]
+      @lowlevel_error_handler = options[:lowlevel_error_handler]
+      @dev_errors = Const::DEV_ENVIRONMENTS.include?(options[:environment].to_s)
+      @base_env = base_env(options)
+    end
+
+    def handle(req)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC) if @log_requests
+      env = @base_env.dup
+      req.fill_env(env)
+      input = rack_input(req)
+      env["rack.input"] = input
+      env["rack.hijack"] = -> { env["rack.hijack_io"] = socket_for(req.hijack) }
+      env["rack.after_reply"] = after_reply = []
+      env["rack.response_finished"] = response_finished = []
+      env["rack.early_hints"] = ->(headers) { req.early_hints(headers.to_h) } if @early_hints
+
+      status = headers = body = error = nil
+      begin
+        status, headers, body = @app.call(env)
+        # A full hijack: the app owns the socket and writes what it likes.
+        return if req.hijacked?
+
+        status = Integer(status)
+        send_response(req, env, status, headers, body)
+      rescue Exception => e # rubocop:disable Lint/RescueException -- like Puma: any app failure becomes a 500
+        error = e
+        raise if e.is_a?(SystemExit) || e.is_a?(NoMemoryError)
+
+        @log_writer.unknown_error(e, "Rack app (\"#{req.request_line}\" - (#{req.remote_addr}))")
+        status, headers = send_error(req, env, e) unless req.head_sent? || req.hijacked?
+      ensure
+        close_body(body)
+        input.close unless input.closed?
+        req.finish
+        log_request(env, status, started) if @log_requests
+        after_reply.each { |callback| run_callback(callback) }
+        response_finished.reverse_each { |callback| run_callback(callback, env, status, headers, error) }
+      end
+    end
+
+    private
+
+    def base_env(options)
+      {
+        "rack.version" => defined?(::Rack::VERSION) ? ::Rack::VERSION : Const::RACK_VERSION,
+        "rack.errors" => $stderr,
+        "rack.multithread" => options.fetch(:max_threads, 5).to_i > 1,
+        "rack.multiprocess" => options.fetch(:workers, 0).to_i.positive?,
+        "rack.run_once" => false,
+        "rack.hijack?" => true,
+        "SCRIPT_NAME" => ENV.fetch("SCRIPT_NAME", ""),
+        "SERVER_SOFTWARE" => Const::SERVER_SOFTWARE,
+        "GATEWAY_INTERFACE" => Const::GATEWAY_INTERFACE,
+      }.freeze
+    end
+
+    # Small bodies arrive as a String, large ones as an unlinked temp file.
+    def rack_input(req)
+      if (fd = req.body_fd)
+        File.for_fd(fd, "rb")
+      else
+        StringIO.new(req.body_string || EMPTY_BINARY.dup)
+      end
+    end
+
+    def send_response(req, env, status, headers, body)
+      headers = plain_hash(headers)
+      if (hijack = headers["rack.hijack"])
+        # Partial hijack: we send the head, the app writes the rest.
+        req.respond(status, headers, nil, Const::RESPOND_RAW)
+        hijack.call(env["rack.hijack"].call)
+      elsif body.respond_to?(:to_ary) && (parts = body.to_ary).is_a?(Array)
+        req.respond(status, headers, parts.map(&:to_s), Const::RESPOND_NORMAL)
+      elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
+        headers["content-length"] = File.size(path).to_s unless content_length?(headers)
+        req.send_file(path) if req.respond(status, headers, nil, Const::RESPOND_NORMAL)
+      elsif body.respond_to?(:each)
+        return unless req.respond(status, headers, nil, Const::RESPOND_NORMAL)
+
+        # Each chunk leaves as soon as the app yields it (streaming bodies,
+        # ActionController::Live); a gone client stops the iteration.
+        body.each { |chunk| break unless req.write_body(chunk.to_s) }
+        req.finish_body
+      elsif body.respond_to?(:call)
+        # Rack 3 streaming body: it gets the socket after the head.
+        req.respond(status, headers, nil, Const::RESPOND_RAW)
+        body.call(env["rack.hijack"].call)
+      else
+        req.respond(status, headers, [], Const::RESPOND_NORMAL)
+      end
+    end
+
+    def send_error(req, env, error)
+      status, headers, body = lowlevel_error(error, env)
+      send_response(req, env, status, headers, body)
+      [status, headers]
+    rescue StandardError => e
+      @log_writer.unknown_error(e, "lowlevel_error_handler")
+      req.respond(500, {}, [Const::ERROR_BODY_PRODUCTION], Const::RESPOND_NORMAL)
+      [500, {}]
+    end
+
+    def lowlevel_error(error, env, status = 500)
+      if (handler = @lowlevel_error_handler)
+        case handler.arity
+        when 1 then return handler.call(error)
+        when 2 then return handler.call(error, env)
+        else return handler.call(error, env, status)
+        end
+      end
+      body = if @dev_errors
+               "rustpuma caught this error: #{error.message} (#{error.class})\n#{Array(error.backtrace).join("\n")}"
+             else
+               Const::ERROR_BODY_PRODUCTION
+             end
+      [status, { "content-type" => "text/plain" }, [body]]
+    end
+
+    # Rack 2 allows any object that responds to `each` as headers.
+    def plain_hash(headers)
+      return headers.dup if headers.instance_of?(Hash)
+
+      hash = {}
+      headers.each { |k, v| hash[k] = v }
+      hash
+    end
+
+    def content_length?(headers)
+      headers.each_key.any? { |k| k.to_s.casecmp?("content-length") }
+    end
+
+    def socket_for(fd)
+      Socket.for_fd(fd).tap { |io| io.autoclose = true }
+    end
+
+    def close_body(body)
+      body.close if body.respond_to?(:close)
+    rescue StandardError => e
+      @log_writer.unknown_error(e, "body.close")
+    end
+
+    def run_callback(callback, *args)
+      callback.call(*args)
+    rescue StandardError => e
+      @log_writer.unknown_error(e, "after reply")
+    end
+
+    # Apache common log format with the duration, like Puma's CommonLogger.
+    def log_request(env, status, started)
+      elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+      query = env["QUERY_STRING"].to_s.empty? ? "" : "?#{env['QUERY_STRING']}"
+      @log_writer.log(format('%s - - [%s] "%s %s%s %s" %s - %0.4f',
+                             env["HTTP_X_FORWARDED_FOR"] || env["REMOTE_ADDR"] || "-",
+                             Time.now.strftime("%d/%b/%Y:%H:%M:%S %z"),
+                             env["REQUEST_METHOD"], env["PATH_INFO"], query, env["SERVER_PROTOCOL"],
+                             status.to_s[0..3], elapsed))
+    end
+  end
+end

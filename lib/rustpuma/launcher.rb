@@ -1,0 +1,81 @@
+# frozen_string_literal: true
+
+require_relative "../rustpuma"
+
+module Rustpuma
+  # Runs a loaded Configuration: working directory, output redirection,
+  # pidfile, then the runner for the process model. Like Puma's Launcher, it
+  # owns what outlives one runner (files, signals) so the runner only serves.
+  #
+  # Called by the CLI and the Rack handler.
+  class Launcher
+    attr_reader :config, :options, :log_writer, :runner
+
+    def initialize(config, log_writer: LogWriter.stdio)
+      @config = config
+      @options = config.options
+      @log_writer = log_writer
+      @log_writer.debug = true if @options[:debug]
+    end
+
+    def run
+      Dir.chdir(@options[:directory]) if @options[:directory]
+      redirect_io
+      write_pid
+      @runner = select_runner
+      @runner.run
+    ensure
+      delete_pid
+    end
+
+    # Graceful stop, for embedders (the Rack handler) and signal handlers.
+    def stop
+      @runner&.stop
+    end
+
+    def stats
+      @runner ? @runner.stats : {}
+    end
+
+    # Reopens the redirected log files (SIGHUP), so logrotate can move them.
+    def redirect_io
+      append = @options[:redirect_append]
+      mode = append ? "a" : "w"
+      if (out = @options[:redirect_stdout])
+        $stdout.reopen(out, mode)
+        $stdout.sync = true
+      end
+      if (err = @options[:redirect_stderr])
+        $stderr.reopen(err, mode)
+        $stderr.sync = true
+      end
+      @options[:redirect_append] = true if out || err # a reopen must not truncate
+    end
+
+    private
+
+    def select_runner
+      workers = @options[:workers].to_i
+      if workers.positive?
+        @log_writer.log "! rustpuma does not support cluster mode (workers #{workers}) yet; running in single mode"
+      end
+      require_relative "single"
+      Single.new(self)
+    end
+
+    def write_pid
+      return unless (path = @options[:pidfile])
+
+      File.write(path, "#{Process.pid}\n")
+      @pid_written = path
+    end
+
+    def delete_pid
+      return unless @pid_written
+
+      File.unlink(@pid_written) if File.exist?(@pid_written) && File.read(@pid_written).to_i == Process.pid
+    rescue SystemCallError
+      nil
+    end
+  end
+end

@@ -1,0 +1,93 @@
+# frozen_string_literal: true
+
+module Rustpuma
+  # Single mode: this process binds, loads the app and serves it with one
+  # reactor and one thread pool. Prints Puma's boot and shutdown lines.
+  #
+  # Signals, as in Puma's single mode: INT/TERM stop gracefully (requests in
+  # flight finish); a second INT forces the exit; HUP reopens redirected logs.
+  #
+  # Created by Launcher.
+  class Single
+    def initialize(launcher)
+      @launcher = launcher
+      @config = launcher.config
+      @options = launcher.options
+      @log_writer = launcher.log_writer
+      @stopping = false
+    end
+
+    def run
+      log_banner
+      app = @config.app
+      @binder = Binder.new(@log_writer)
+      begin
+        @binder.parse(@options[:binds])
+      rescue SystemCallError, ArgumentError => e
+        @log_writer.error(e.message)
+      end
+      @binder.urls.each { |url| @log_writer.log "* Listening on #{url}" }
+
+      @stop_reader, @stop_writer = IO.pipe
+      trap_signals
+      @server = Server.new(app, @options, @binder, @log_writer,
+                           thread_hook: ->(name) { @config.run_hooks(name) })
+      @server.run
+      @log_writer.log "Use Ctrl-C to stop"
+      @config.run_hooks(:after_booted)
+
+      @stop_reader.read(1) # a stop request (signal or #stop) arrives here
+      shutdown
+    end
+
+    # Graceful stop; callable from a signal handler or another thread.
+    def stop
+      @stopping = true
+      @stop_writer&.write_nonblock(".", exception: false)
+    end
+
+    def stats
+      @server ? @server.stats : {}
+    end
+
+    private
+
+    def log_banner
+      @log_writer.log "Rustpuma starting in single mode..."
+      @log_writer.log "* Rustpuma version: #{VERSION} (ruby #{RUBY_VERSION}-p#{RUBY_PATCHLEVEL}) (Puma #{PUMA_COMPAT_VERSION} compatible)"
+      @log_writer.log "*  Min threads: #{@options[:min_threads]}"
+      @log_writer.log "*  Max threads: #{@options[:max_threads]}"
+      @log_writer.log "*  Environment: #{@config.environment}"
+      @log_writer.log "*          PID: #{Process.pid}"
+    end
+
+    def shutdown
+      @log_writer.log Const::GRACEFUL_STOP
+      @server.stop
+      @server.join
+      @binder.close
+      @config.run_hooks(:after_stopped)
+      @log_writer.log "=== rustpuma shutdown: #{Time.now} ==="
+      @log_writer.log Const::GOODBYE
+    end
+
+    def trap_signals
+      %w[INT TERM].each do |sig|
+        Signal.trap(sig) do
+          if @stopping && sig == "INT"
+            @log_writer.log "- Force stopping"
+            exit!(1)
+          end
+          stop
+        end
+      end
+      Signal.trap("HUP") do
+        if @options[:redirect_stdout] || @options[:redirect_stderr]
+          @launcher.redirect_io
+        else
+          stop
+        end
+      end
+    end
+  end
+end

@@ -1,0 +1,75 @@
+# frozen_string_literal: true
+
+module Rustpuma
+  # The Ruby threads that run the app. Each one parks inside
+  # Native::Server#next_request with the GVL released, so an idle pool costs
+  # Ruby nothing; it holds the GVL only while Handler runs the app.
+  #
+  # Created by Server; threads end by themselves once the native server has
+  # stopped and handed out its last request.
+  class ThreadPool
+    attr_reader :max, :busy
+
+    # `thread_hook` is called with :before_thread_start / :before_thread_exit
+    # on each pool thread.
+    def initialize(native, handler, max:, log_writer:, thread_hook: nil)
+      @native = native
+      @handler = handler
+      @max = max
+      @log_writer = log_writer
+      @thread_hook = thread_hook
+      @threads = []
+      @busy = 0
+      @busy_lock = Mutex.new
+    end
+
+    def spawn
+      @max.times do |i|
+        @threads << Thread.new do
+          Thread.current.name = "rustpuma threadpool #{format('%03d', i + 1)}"
+          @thread_hook&.call(:before_thread_start)
+          work
+        ensure
+          @thread_hook&.call(:before_thread_exit)
+        end
+      end
+      self
+    end
+
+    def running
+      @threads.count(&:alive?)
+    end
+
+    def join(timeout = nil)
+      deadline = timeout && Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+      @threads.each do |t|
+        left = deadline && [deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC), 0].max
+        t.join(left)
+      end
+      @threads.none?(&:alive?)
+    end
+
+    def kill
+      @threads.each(&:kill)
+    end
+
+    private
+
+    def work
+      loop do
+        req = @native.next_request
+        break if req.nil?
+        next if req == false # interrupted: Ruby has handled the interrupt
+
+        @busy_lock.synchronize { @busy += 1 }
+        begin
+          @handler.handle(req)
+        rescue StandardError => e
+          @log_writer.unknown_error(e, "thread pool")
+        ensure
+          @busy_lock.synchronize { @busy -= 1 }
+        end
+      end
+    end
+  end
+end
