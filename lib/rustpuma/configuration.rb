@@ -1,0 +1,368 @@
+# frozen_string_literal: true
+
+require "etc"
+require "securerandom"
+require "tmpdir"
+require_relative "log_writer"
+
+module Rustpuma
+  # Anything wrong with what the user asked for (unknown DSL method, syntax
+  # error in config/puma.rb, bad flag value). The message is already what the
+  # user should read, "file:line: ..." when a file is involved; the CLI prints
+  # it and exits 1. Guarded so that another file may define it first.
+  ConfigError = Class.new(StandardError) unless const_defined?(:ConfigError, false)
+
+  # Everything a server runs with: built-in defaults, values derived from the
+  # environment, the config file(s) read through Rustpuma::DSL, and the
+  # command line / Rack handler settings, in that increasing precedence.
+  #
+  # Built by Rustpuma::CLI and Rack::Handler::Rustpuma; read by the Launcher
+  # (options, app, run_hooks). Like Puma's Configuration it keeps one options
+  # hash per layer so that, say, `-b` on the command line replaces the binds
+  # of config/puma.rb instead of adding to them.
+  class Configuration
+    DEFAULT_TCP_HOST = "0.0.0.0"
+    DEFAULT_TCP_PORT = 9292
+
+    # Option keys holding Arrays of blocks, under the Puma 7 names.
+    HOOKS = %i[
+      before_fork before_worker_boot before_worker_shutdown before_worker_fork
+      after_worker_fork before_refork after_refork after_booted after_stopped
+      before_restart before_thread_start before_thread_exit out_of_band
+    ].freeze
+
+    # Hooks that only ever run in cluster mode; defining one in single mode is
+    # almost always a mistake, so we say so (as Puma does).
+    CLUSTER_HOOKS = %i[
+      before_fork before_worker_boot before_worker_shutdown before_worker_fork
+      after_worker_fork before_refork after_refork
+    ].freeze
+
+    # For these keys every layer contributes (a hook defined on the command
+    # line does not cancel the ones in the file); all other keys override.
+    ACCUMULATED = (HOOKS + %i[plugins]).freeze
+
+    # Puma 6/7 defaults under Puma's key names. nil means "not set": either
+    # truly optional or computed in #finalize from other values.
+    DEFAULTS = {
+      binds: ["tcp://#{DEFAULT_TCP_HOST}:#{DEFAULT_TCP_PORT}"].freeze,
+      min_threads: 0,
+      max_threads: 5,
+      environment: "development",
+      rackup: "config.ru",
+      app: nil,
+      directory: nil,
+      quiet: true,
+      log_requests: false,
+      silent: false,
+      tag: nil,
+      pidfile: nil,
+      state_path: nil,
+      state_permission: nil,
+      persistent_timeout: 65,
+      first_data_timeout: 30,
+      idle_timeout: nil,
+      enable_keep_alives: true,
+      max_keep_alive: 999,
+      max_fast_inline: 10,
+      early_hints: nil,
+      lowlevel_error_handler: nil,
+      workers: 0,
+      preload_app: nil,
+      fork_worker: nil,
+      redirect_stdout: nil,
+      redirect_stderr: nil,
+      redirect_append: false,
+      plugins: [].freeze,
+      worker_timeout: 60,
+      worker_boot_timeout: nil,
+      worker_shutdown_timeout: 30,
+      worker_check_interval: 5,
+      worker_culling_strategy: :youngest,
+      control_url: nil,
+      control_auth_token: nil,
+      remote_address: :socket,
+      set_remote_address: :socket,
+      rack_url_scheme: nil,
+      supported_http_methods: nil,
+      http_content_length_limit: nil,
+      debug: false,
+      mode: :http,
+      raise_exception_on_sigterm: true,
+      drain_on_shutdown: false,
+      clean_thread_locals: false,
+      queue_requests: true,
+      shutdown_debug: false,
+      force_shutdown_after: nil,
+      restart_cmd: nil,
+      silence_single_worker_warning: false,
+      silence_fork_callback_warning: false,
+      tcp_nodelay: nil,
+      wait_for_less_busy_worker: 0.005,
+      io_selector_backend: :auto,
+      mutate_stdout_and_stderr_to_sync_on_write: true,
+      fiber_per_request: false,
+      nakayoshi_fork: false,
+      prune_bundler: false,
+      extra_runtime_dependencies: [].freeze,
+      custom_logger: nil,
+      log_formatter: nil,
+      bind_to_activated_sockets: nil,
+      **HOOKS.to_h { |h| [h, [].freeze] }
+    }.freeze
+
+    NO_CONFIG = [:none, "-"].freeze
+
+    def self.random_token
+      SecureRandom.hex(16)
+    end
+
+    # Where `activate_control_app "auto"` puts its unix socket.
+    def self.temp_path
+      "#{Dir.tmpdir}/rustpuma-status-#{(Time.now.to_f * 1000).to_i}-#{$$}"
+    end
+
+    # Writable because `-s` swaps the writer after the Configuration exists.
+    attr_accessor :log_writer
+    attr_reader :user_options, :file_options, :default_options,
+                :user_dsl, :file_dsl, :default_dsl, :loaded_files
+    # nil: look for config/puma/<env>.rb then config/puma.rb; :none or "-":
+    # read no file; a path: read that file (it must exist).
+    attr_accessor :config_file
+
+    # +cli_options+ are the highest-precedence values (already in option-key
+    # form); +default_options+ sit just above the built-in defaults (the Rack
+    # handler puts the host/port rackup chose there). The block, if given,
+    # receives the DSLs for the user, file and default layers.
+    def initialize(cli_options = {}, config_file: nil, log_writer: LogWriter.stdio, default_options: {})
+      @user_options = cli_options
+      @file_options = {}
+      @default_options = default_options.dup
+      @config_file = config_file
+      @log_writer = log_writer
+      @warned = {}
+      @loaded_files = []
+      @hook_data = Hash.new { |h, k| h[k] = {} }
+      @final = nil
+
+      require_relative "dsl"
+      @user_dsl = DSL.new(@user_options, self)
+      @file_dsl = DSL.new(@file_options, self)
+      @default_dsl = DSL.new(@default_options, self)
+
+      configure { |*dsls| yield(*dsls) } if block_given?
+    end
+
+    def configure
+      yield @user_dsl, @file_dsl, @default_dsl
+      @final = nil
+      self
+    end
+
+    # Reads the config file(s), then fixes every value. Returns the options.
+    def load
+      @env_options = options_from_env
+      config_files.each { |path| evaluate_file(@file_dsl, path) }
+      [@default_dsl, @file_dsl, @user_dsl].each { |dsl| dsl._run_mode_blocks(workers_so_far.positive?) }
+      finalize
+      options
+    end
+
+    # The merged options. Before #load it is a best-effort view without the
+    # file; the Launcher only reads it after #load.
+    def options
+      @final || merged
+    end
+    alias final_options options
+
+    def [](key)
+      options[key]
+    end
+
+    def environment
+      options[:environment]
+    end
+
+    def rackup
+      options[:rackup]
+    end
+
+    def rackup_path
+      File.expand_path(rackup, options[:directory] || Dir.pwd)
+    end
+
+    def app_configured?
+      !options[:app].nil? || File.exist?(rackup_path)
+    end
+
+    # The Rack application: the DSL `app` if there is one, else config.ru.
+    # Loaded on each call on purpose: the Launcher decides when (preload or
+    # per worker).
+    def app
+      found = options[:app]
+      return found if found
+
+      path = rackup_path
+      raise ConfigError, "Missing rackup file '#{rackup}'" unless File.exist?(path)
+
+      require "rack"
+      require "rack/builder"
+      result = ::Rack::Builder.parse_file(path)
+      # Rack 2 returns [app, options-from-#\-line]; Rack 3 returns the app.
+      result.is_a?(Array) ? result.first : result
+    end
+
+    # Calls every block registered for +key+ (e.g. :after_booted). A failing
+    # hook must not take the server down, so it is logged and skipped.
+    # Hooks registered with a key (Puma 6 worker hooks) also receive a Hash
+    # that persists between hooks sharing that key.
+    def run_hooks(key, *args)
+      Array(options[key]).each do |hook|
+        if hook.is_a?(Array)
+          block, data_key = hook
+          block.call(*args, @hook_data[data_key])
+        else
+          hook.call(*args)
+        end
+      rescue StandardError => e
+        @log_writer.log "WARNING hook #{key} failed with exception (#{e.class}) #{e.message}"
+        @log_writer.debug Array(e.backtrace).join("\n")
+      end
+    end
+
+    # The files #load reads, in order.
+    def config_files
+      return [] if NO_CONFIG.include?(@config_file)
+      return [@config_file.to_s] if @config_file
+
+      env = @user_options[:environment] || @default_options[:environment] ||
+            (@env_options || options_from_env)[:environment] || DEFAULTS[:environment]
+      dir = @user_options[:directory]
+      found = ["config/puma/#{env}.rb", "config/puma.rb"]
+              .map { |f| dir ? File.join(dir, f) : f }
+              .find { |f| File.file?(f) }
+      found ? [found] : []
+    end
+
+    # Evaluates one file into +dsl+'s layer. Every failure becomes a
+    # ConfigError naming the file and line, which is all the user needs.
+    def evaluate_file(dsl, path)
+      raise ConfigError, "config file not found: #{path}" unless File.file?(path)
+
+      if @loaded_files.include?(File.expand_path(path))
+        raise ConfigError, "#{path}: configuration file loads itself"
+      end
+
+      @loaded_files << File.expand_path(path)
+      dsl._load_from(path)
+    rescue ConfigError
+      raise
+    rescue SyntaxError => e
+      raise ConfigError, syntax_error_message(e, path)
+    rescue StandardError, ScriptError => e
+      raise ConfigError, "#{location_of(e, path)}: #{e.message} (#{e.class})"
+    end
+
+    # Says once per name that a Puma setting is accepted but has no effect.
+    def warn_not_supported(name)
+      return if @warned[name]
+
+      @warned[name] = true
+      @log_writer.log "! rustpuma does not support #{name} yet; ignored"
+    end
+
+    private
+
+    def merged
+      result = DEFAULTS.merge(@env_options || {}).merge(@default_options)
+                       .merge(@file_options).merge(@user_options)
+      ACCUMULATED.each do |key|
+        result[key] = [@user_options, @file_options, @default_options]
+                      .flat_map { |layer| Array(layer[key]) }
+      end
+      result[:plugins] = result[:plugins].map(&:to_s).uniq
+      result[:binds] = Array(result[:binds]).dup
+      result
+    end
+
+    def workers_so_far
+      merged[:workers].to_i
+    end
+
+    # Values that depend on other values, worked out once everything is known.
+    def finalize
+      opts = merged
+      opts[:directory] ||= Dir.pwd
+      opts[:environment] = opts[:environment].to_s
+      opts[:quiet] = !opts[:log_requests]
+      opts[:state] = opts[:state_path]
+      opts[:tag] ||= File.basename(opts[:directory])
+      opts[:worker_boot_timeout] ||= opts[:worker_timeout]
+      if opts[:preload_app].nil?
+        opts[:preload_app] = opts[:workers] > 1 && !opts[:prune_bundler]
+      end
+      if opts[:min_threads] > opts[:max_threads]
+        raise ConfigError, "The minimum (#{opts[:min_threads]}) number of threads must be less " \
+                           "than or equal to the max (#{opts[:max_threads]})"
+      end
+
+      # Rails and other frameworks read the environment from here.
+      ENV["RACK_ENV"] = opts[:environment]
+      @log_writer.debug = true if opts[:debug] && @log_writer.respond_to?(:debug=)
+      warn_cluster_hooks_in_single_mode(opts)
+      @final = opts
+    end
+
+    def warn_cluster_hooks_in_single_mode(opts)
+      return unless opts[:workers].zero?
+      return if opts[:silence_fork_callback_warning]
+
+      CLUSTER_HOOKS.each do |hook|
+        next if opts[hook].empty?
+
+        @log_writer.log "Warning: a `#{hook}` block is configured but workers is 0 (single mode), " \
+                        "so it will never run"
+      end
+    end
+
+    # Numbers and names taken from the process environment, as Puma does;
+    # a config file or flag still wins over them.
+    def options_from_env
+      env = {}
+      min = ENV["PUMA_MIN_THREADS"] || ENV["MIN_THREADS"]
+      max = ENV["PUMA_MAX_THREADS"] || ENV["MAX_THREADS"]
+      env[:min_threads] = env_integer("min threads", min) if min
+      env[:max_threads] = env_integer("max threads", max) if max
+      if (workers = ENV["WEB_CONCURRENCY"]) && !workers.strip.empty?
+        env[:workers] = workers.strip == "auto" ? Etc.nprocessors : env_integer("WEB_CONCURRENCY", workers)
+      end
+      if (timeout = ENV["PUMA_PERSISTENT_TIMEOUT"])
+        env[:persistent_timeout] = env_integer("PUMA_PERSISTENT_TIMEOUT", timeout)
+      end
+      name = ENV["APP_ENV"] || ENV["RACK_ENV"] || ENV["RAILS_ENV"]
+      env[:environment] = name if name && !name.empty?
+      env
+    end
+
+    def env_integer(name, value)
+      Integer(value)
+    rescue ArgumentError
+      raise ConfigError, "invalid value for #{name} in the environment: #{value.inspect}"
+    end
+
+    # Ruby already starts a SyntaxError message with "file:line: "; keep only
+    # that first line (the rest is a source excerpt).
+    def syntax_error_message(error, path)
+      first = error.message.lines.first.to_s.chomp
+      first.start_with?(path) ? first : "#{path}: #{first}"
+    end
+
+    # The innermost backtrace line inside a config file we are reading.
+    def location_of(error, path)
+      loc = Array(error.backtrace_locations).find do |l|
+        l.path == path || @loaded_files.include?(File.expand_path(l.path.to_s))
+      end
+      loc ? "#{loc.path}:#{loc.lineno}" : path
+    end
+  end
+end
