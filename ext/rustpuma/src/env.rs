@@ -51,7 +51,9 @@ pub fn fill(ruby: &Ruby, env: RHash, head: &RequestHead, remote_addr: &str, body
         other => ruby.str_new(other),
     };
     env.aset(ruby.get_inner(&REQUEST_METHOD), method)?;
-    env.aset(ruby.get_inner(&REQUEST_URI), ruby.str_new(&head.target))?;
+    // Like Puma, the fragment (never sent by browsers) is not part of REQUEST_URI.
+    let uri = head.target.split('#').next().unwrap_or_default();
+    env.aset(ruby.get_inner(&REQUEST_URI), ruby.str_new(uri))?;
     env.aset(ruby.get_inner(&REQUEST_PATH), ruby.str_new(&head.path))?;
     env.aset(ruby.get_inner(&PATH_INFO), ruby.str_new(&head.path))?;
     env.aset(ruby.get_inner(&QUERY_STRING), ruby.str_new(&head.query))?;

@@ -1,0 +1,28 @@
+# frozen_string_literal: true
+
+$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
+$LOAD_PATH.unshift __dir__
+
+require "minitest/autorun"
+require "socket"
+require "timeout"
+require_relative "support/server_process"
+require_relative "support/raw_http"
+
+# Every integration test is bounded: a hung server fails the test instead of
+# hanging CI.
+module BoundedTest
+  TEST_TIMEOUT = Integer(ENV.fetch("RUSTPUMA_TEST_TIMEOUT", 60))
+
+  def run
+    Timeout.timeout(TEST_TIMEOUT, Timeout::Error, "test exceeded #{TEST_TIMEOUT}s") { super }
+  end
+end
+
+module Minitest
+  class Test
+    prepend BoundedTest
+  end
+end
+
+FIXTURES = File.expand_path("fixtures", __dir__)
