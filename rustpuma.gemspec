@@ -11,7 +11,7 @@ Gem::Specification.new do |spec|
   spec.authors = ["rustpuma developers"]
   spec.license = "MIT"
   spec.homepage = "https://example.invalid/rustpuma"
-  spec.required_ruby_version = ">= 3.0"
+  spec.required_ruby_version = ">= 3.1"
 
   spec.files = Dir[
     "lib/**/*.rb", "exe/*", "sig/*.rbs",

@@ -12,6 +12,7 @@ require_relative "rustpuma/log_writer"
 require "rustpuma/rustpuma"
 
 require_relative "rustpuma/binder"
+require_relative "rustpuma/null_io"
 require_relative "rustpuma/handler"
 require_relative "rustpuma/thread_pool"
 require_relative "rustpuma/server"

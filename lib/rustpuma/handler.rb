@@ -12,8 +12,6 @@ module Rustpuma
   # Called by ThreadPool for every request; the socket work happens in
   # Native::Request with the GVL released.
   class Handler
-    EMPTY_BINARY = "".b.freeze
-
     def initialize(app, options, log_writer)
       @app = app
       @log_writer = log_writer
@@ -51,7 +49,10 @@ module Rustpuma
         status, headers = send_error(req, env, e) unless req.head_sent? || req.hijacked?
       ensure
         close_body(body)
-        input.close unless input.closed?
+        input.close
+        # after_reply promises the response is on the wire; without callbacks
+        # the reactor writes it and this thread moves on.
+        req.flush unless after_reply.empty?
         req.finish
         log_request(env, status, started) if @log_requests
         after_reply.each { |callback| run_callback(callback) }
@@ -75,12 +76,15 @@ module Rustpuma
       }.freeze
     end
 
-    # Small bodies arrive as a String, large ones as an unlinked temp file.
+    # Small bodies arrive as a String, large ones as an unlinked temp file,
+    # no body as the shared NullIO (most requests: no allocation).
     def rack_input(req)
       if (fd = req.body_fd)
         File.for_fd(fd, "rb")
+      elsif (body = req.body_string)
+        StringIO.new(body)
       else
-        StringIO.new(req.body_string || EMPTY_BINARY.dup)
+        NullIO::INSTANCE
       end
     end
 

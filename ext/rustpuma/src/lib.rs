@@ -13,6 +13,7 @@ pub mod env;
 pub mod gvl;
 pub mod http;
 pub mod log;
+pub mod outgoing;
 pub mod pool;
 pub mod reactor;
 pub mod request;
@@ -43,6 +44,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     request.define_method("request_line", method!(request::Request::request_line, 0))?;
     request.define_method("head?", method!(request::Request::is_head, 0))?;
     request.define_method("respond", method!(request::Request::respond, 4))?;
+    request.define_method("flush", method!(request::Request::flush, 0))?;
     request.define_method("write_body", method!(request::Request::write_body, 1))?;
     request.define_method("finish_body", method!(request::Request::finish_body, 0))?;
     request.define_method("send_file", method!(request::Request::send_file, 1))?;

@@ -21,7 +21,8 @@ use slab::Slab;
 use crate::client::{Advance, Client, Limits};
 use crate::http::response::error_response;
 use crate::log;
-use crate::socket::Listener;
+use crate::outgoing::Outgoing;
+use crate::socket::{Listener, WRITE_TIMEOUT};
 
 const WAKER: Token = Token(usize::MAX);
 const FIRST_LISTENER: usize = usize::MAX - 1;
@@ -53,6 +54,8 @@ pub struct Handoff {
 /// A connection on its way back from the pool.
 pub enum Returned {
     KeepAlive(Handoff),
+    /// A complete response for the reactor to write, then keep or close.
+    Respond(Handoff, Outgoing),
     /// Closed or hijacked by the pool: the slot can be reused.
     Released(Token),
 }
@@ -88,6 +91,9 @@ enum Slot {
     Waiting { client: Box<Client>, deadline_gen: u64 },
     /// A pool thread owns the client.
     Busy,
+    /// The reactor is writing a response the pool handed back; still counted
+    /// as in flight for a graceful stop.
+    Writing { client: Box<Client>, out: Outgoing, deadline_gen: u64 },
 }
 
 pub struct Reactor {
@@ -163,7 +169,7 @@ impl Reactor {
                 match event.token() {
                     WAKER => {}
                     Token(t) if t > FIRST_LISTENER - self.listeners.len() => self.accept(FIRST_LISTENER - t),
-                    Token(key) => self.on_readable(key),
+                    Token(key) => self.on_event(key),
                 }
             }
             self.take_returns();
@@ -227,6 +233,14 @@ impl Reactor {
         }
     }
 
+    fn on_event(&mut self, key: usize) {
+        match self.clients.get(key) {
+            Some(Slot::Waiting { .. }) => self.on_readable(key),
+            Some(Slot::Writing { .. }) => self.continue_writing(key),
+            _ => {}
+        }
+    }
+
     fn on_readable(&mut self, key: usize) {
         let Some(Slot::Waiting { client, .. }) = self.clients.get_mut(key) else { return };
         match client.advance(&self.limits) {
@@ -276,12 +290,58 @@ impl Reactor {
                         self.on_readable(token.0);
                     }
                 }
+                Returned::Respond(Handoff { token, client }, out) => {
+                    if let Some(slot) = self.clients.get_mut(token.0) {
+                        *slot = Slot::Writing { client, out, deadline_gen: 0 };
+                        self.continue_writing(token.0);
+                    }
+                }
                 Returned::Released(token) => {
                     self.busy -= 1;
                     if self.clients.contains(token.0) {
                         self.clients.remove(token.0);
                     }
                 }
+            }
+        }
+    }
+
+    /// Writes what the socket takes; when done, the connection is kept for
+    /// the next request or closed, and leaves the in-flight count.
+    fn continue_writing(&mut self, key: usize) {
+        let Some(Slot::Writing { client, out, .. }) = self.clients.get_mut(key) else { return };
+        match out.write_to(&mut client.stream) {
+            Ok(false) => {
+                out.waited = true;
+                let _ = self.poll.registry().reregister(
+                    client.stream.source(),
+                    Token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                );
+                self.set_deadline(key, WRITE_TIMEOUT);
+            }
+            Ok(true) => {
+                self.busy -= 1;
+                let keep = out.keep_alive && !self.shared.stopping();
+                let Slot::Writing { mut client, out, .. } = std::mem::replace(&mut self.clients[key], Slot::Busy) else {
+                    unreachable!()
+                };
+                if out.waited {
+                    let _ = self.poll.registry().reregister(client.stream.source(), Token(key), Interest::READABLE);
+                }
+                if !keep {
+                    let _ = self.poll.registry().deregister(client.stream.source());
+                    self.clients.remove(key);
+                    return;
+                }
+                client.reset_for_next_request();
+                self.clients[key] = Slot::Waiting { client, deadline_gen: 0 };
+                self.set_deadline(key, self.timeouts.persistent);
+                self.on_readable(key);
+            }
+            Err(_) => {
+                self.busy -= 1;
+                self.close(key);
             }
         }
     }
@@ -308,9 +368,12 @@ impl Reactor {
     fn set_deadline(&mut self, key: usize, after: Duration) {
         self.next_gen += 1;
         let gen = self.next_gen;
-        if let Some(Slot::Waiting { deadline_gen, .. }) = self.clients.get_mut(key) {
-            *deadline_gen = gen;
-            self.timers.push(Reverse((Instant::now() + after, key, gen)));
+        match self.clients.get_mut(key) {
+            Some(Slot::Waiting { deadline_gen, .. }) | Some(Slot::Writing { deadline_gen, .. }) => {
+                *deadline_gen = gen;
+                self.timers.push(Reverse((Instant::now() + after, key, gen)));
+            }
+            _ => {}
         }
     }
 
@@ -321,9 +384,15 @@ impl Reactor {
                 break;
             }
             self.timers.pop();
-            let live = matches!(self.clients.get(key), Some(Slot::Waiting { deadline_gen, .. }) if *deadline_gen == gen);
-            if !live {
-                continue;
+            match self.clients.get(key) {
+                Some(Slot::Waiting { deadline_gen, .. }) if *deadline_gen == gen => {}
+                Some(Slot::Writing { deadline_gen, .. }) if *deadline_gen == gen => {
+                    // The client stopped reading our response.
+                    self.busy -= 1;
+                    self.close(key);
+                    continue;
+                }
+                _ => continue,
             }
             let mut client = self.remove(key);
             if client.has_partial_request() {
@@ -334,7 +403,7 @@ impl Reactor {
 
     fn remove(&mut self, key: usize) -> Box<Client> {
         match self.clients.remove(key) {
-            Slot::Waiting { mut client, .. } => {
+            Slot::Waiting { mut client, .. } | Slot::Writing { mut client, .. } => {
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client
             }

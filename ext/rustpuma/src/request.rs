@@ -21,6 +21,7 @@ use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, V
 use crate::body::Body;
 use crate::gvl::without_gvl;
 use crate::http::parser::Version;
+use crate::outgoing::Outgoing;
 use crate::http::response::{body_allowed, push_chunk, push_header, push_status_line, LAST_CHUNK};
 use crate::reactor::{Handoff, Returned, Shared};
 
@@ -35,6 +36,8 @@ const MODE_RAW: u8 = 1;
 
 #[derive(Default)]
 struct ResponseState {
+    /// A complete response not yet written: `finish` hands it to the reactor.
+    pending: Option<Vec<Vec<u8>>>,
     head_sent: bool,
     chunked: bool,
     skip_body: bool,
@@ -152,6 +155,7 @@ impl Request {
 
         let mut keep_alive = wants_keep_alive && !app_close && !rb_self.no_more_requests && !rb_self.shared.stopping();
         let has_body = body_allowed(status);
+        let parts_given = parts.is_some();
         let mut body: Vec<Vec<u8>> = Vec::new();
         let mut chunked = false;
         if mode == MODE_RAW {
@@ -208,9 +212,31 @@ impl Request {
             body.iter().for_each(|p| out.extend_from_slice(p));
             body.clear();
         }
+        let complete = mode != MODE_RAW && (parts_given || skip_body);
+        if complete {
+            // The whole response is known: the reactor writes it after
+            // `finish`, and this thread keeps the GVL for the next request.
+            body.insert(0, out);
+            rb_self.state.borrow_mut().pending = Some(body);
+            return Ok(true);
+        }
         let mut pieces: Vec<&[u8]> = vec![&out];
         pieces.extend(body.iter().map(Vec::as_slice));
         Ok(rb_self.write_pieces(&pieces))
+    }
+
+    /// Writes a response `respond` kept for the reactor now, from this thread
+    /// (without the GVL): for `after_reply` callbacks, which run after the
+    /// response is on the wire.
+    pub fn flush(rb_self: &Self) -> bool {
+        let pending = rb_self.state.borrow_mut().pending.take();
+        match pending {
+            Some(pieces) => {
+                let slices: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+                rb_self.write_pieces(&slices)
+            }
+            None => true,
+        }
     }
 
     /// Writes one piece of a streamed body (chunk-encoded when needed).
@@ -334,8 +360,11 @@ impl Request {
     /// can be kept, else it is closed (or left to the app after a hijack).
     pub fn finish(rb_self: &Self) {
         let keep = Self::is_keep_alive(rb_self) && !rb_self.shared.stopping();
+        let pending = rb_self.state.borrow_mut().pending.take();
         let Some(mut handoff) = rb_self.handoff.borrow_mut().take() else { return };
-        if keep {
+        if let Some(pieces) = pending {
+            rb_self.shared.give_back(Returned::Respond(handoff, Outgoing::new(pieces, keep)));
+        } else if keep {
             handoff.client.reset_for_next_request();
             rb_self.shared.give_back(Returned::KeepAlive(handoff));
         } else {
