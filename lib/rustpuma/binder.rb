@@ -11,19 +11,39 @@ module Rustpuma
   class Binder
     # Puma's default listen backlog.
     DEFAULT_BACKLOG = 1024
+    # Sockets handed over by a restarting master: PUMA_INHERIT_<n>=<fd>:<url>
+    # (Puma's variable, so tools that know it keep working).
+    INHERIT_PREFIX = "PUMA_INHERIT_"
 
-    Listener = Struct.new(:io, :kind, :uri, :path)
+    Listener = Struct.new(:io, :kind, :uri, :path, :bind)
 
     attr_reader :listeners
 
-    def initialize(log_writer)
+    def initialize(log_writer, env = ENV)
       @log_writer = log_writer
       @listeners = []
+      @inherited = take_inherited(env)
     end
 
     def parse(uris)
       uris.each { |uri| bind(uri) }
+      # Inherited sockets the new configuration no longer binds.
+      @inherited.each_value { |fd| IO.for_fd(fd).close rescue nil }
+      @inherited.clear
       self
+    end
+
+    # Environment and exec redirections that pass every listener to a new
+    # process image (hot restart).
+    def inherit_env_and_redirects
+      env = {}
+      redirects = {}
+      @listeners.each_with_index do |l, i|
+        l.io.close_on_exec = false
+        env["#{INHERIT_PREFIX}#{i}"] = "#{l.io.fileno}:#{l.bind}"
+        redirects[l.io.fileno] = l.io.fileno
+      end
+      [env, redirects]
     end
 
     # `[[fd, "tcp" | "unix"], ...]` for Native::Server.new.
@@ -36,10 +56,11 @@ module Rustpuma
       @listeners.map(&:uri)
     end
 
-    def close
+    # `unlink: false` on a restart: the next process keeps the unix sockets.
+    def close(unlink: true)
       @listeners.each do |l|
         l.io.close unless l.io.closed?
-        File.unlink(l.path) if l.path && File.socket?(l.path)
+        File.unlink(l.path) if unlink && l.path && File.socket?(l.path)
       rescue SystemCallError, IOError
         nil
       end
@@ -49,6 +70,10 @@ module Rustpuma
     private
 
     def bind(str)
+      if (io = @inherited.delete(str))
+        return adopt(io, str)
+      end
+
       uri = URI.parse(str)
       params = uri.query ? URI.decode_www_form(uri.query).to_h : {}
       case uri.scheme
@@ -57,6 +82,9 @@ module Rustpuma
       else
         raise ArgumentError, "rustpuma does not support #{uri.scheme}:// binds yet (#{str})"
       end
+      # Keyed by the configured string, so a restart finds it again even
+      # for port 0.
+      @listeners.last.bind = str
     end
 
     def bind_tcp(host, port, params)
@@ -83,6 +111,32 @@ module Rustpuma
       File.chmod(Integer(params["mode"], 8), path) if params["mode"]
       server.listen(Integer(params.fetch("backlog", DEFAULT_BACKLOG)))
       @listeners << Listener.new(server, "unix", "unix://#{path}", path)
+    end
+
+    def take_inherited(env)
+      inherited = {}
+      env.keys.grep(/\A#{INHERIT_PREFIX}\d+\z/o).each do |key|
+        fd, url = env.delete(key).split(":", 2)
+        inherited[url] = fd.to_i
+      end
+      inherited
+    end
+
+    # A socket the previous process image bound; it is already listening, so
+    # connections queued during the restart are served, none refused.
+    def adopt(fd, str)
+      if str.start_with?("unix://")
+        io = UNIXServer.for_fd(fd)
+        path = unix_path(str)
+        @listeners << Listener.new(io, "unix", "unix://#{path}", path, str)
+      else
+        io = TCPServer.for_fd(fd)
+        addr = io.local_address
+        shown = addr.ipv6? ? "[#{addr.ip_address}]" : addr.ip_address
+        @listeners << Listener.new(io, "tcp", "http://#{shown}:#{addr.ip_port}", nil, str)
+      end
+      io.close_on_exec = true
+      @log_writer.log "* Inherited #{str}"
     end
 
     def live_unix_socket?(path)

@@ -16,21 +16,39 @@ module Rustpuma
       @options = config.options
       @log_writer = log_writer
       @log_writer.debug = true if @options[:debug]
+      # What a hot restart re-executes: the same command, from the same place.
+      @restart_dir = Dir.pwd
+      @restart_argv = restart_command
+      @restarting = false
     end
 
     def run
       Dir.chdir(@options[:directory]) if @options[:directory]
       redirect_io
       write_pid
+      start_plugins
       @runner = select_runner
       @runner.run
+      exec_restart if @restarting
     ensure
-      delete_pid
+      delete_pid unless @restarting
     end
 
     # Graceful stop, for embedders (the Rack handler) and signal handlers.
     def stop
       @runner&.stop
+    end
+
+    # Hot restart (USR2, tmp/restart.txt): finish in-flight requests, then
+    # re-exec this command with the listening sockets inherited, so clients
+    # that connect meanwhile wait in the backlog instead of being refused.
+    def restart
+      @restarting = true
+      @runner&.stop
+    end
+
+    def restarting?
+      @restarting
     end
 
     def stats
@@ -53,6 +71,34 @@ module Rustpuma
     end
 
     private
+
+    def restart_command
+      if (cmd = @options[:restart_cmd])
+        cmd.split + ARGV
+      else
+        [Gem.ruby, "-I", File.expand_path("..", __dir__), File.expand_path($PROGRAM_NAME), *ARGV]
+      end
+    end
+
+    def exec_restart
+      @config.run_hooks(:before_restart)
+      env, redirects = @runner.binder.inherit_env_and_redirects
+      @log_writer.log "* Restarting..."
+      Dir.chdir(@restart_dir)
+      Kernel.exec(env, *@restart_argv, redirects)
+    end
+
+    def start_plugins
+      Array(@options[:plugins]).each do |name|
+        case name.to_s
+        when "tmp_restart"
+          require_relative "plugin/tmp_restart"
+          Plugin::TmpRestart.new(self).start
+        else
+          @log_writer.log "! rustpuma does not support plugin #{name} yet; ignored"
+        end
+      end
+    end
 
     def select_runner
       workers = @options[:workers].to_i

@@ -5,10 +5,13 @@ module Rustpuma
   # reactor and one thread pool. Prints Puma's boot and shutdown lines.
   #
   # Signals, as in Puma's single mode: INT/TERM stop gracefully (requests in
-  # flight finish); a second INT forces the exit; HUP reopens redirected logs.
+  # flight finish); a second INT forces the exit; USR2 restarts (through the
+  # Launcher); HUP reopens redirected logs.
   #
   # Created by Launcher.
   class Single
+    attr_reader :binder
+
     def initialize(launcher)
       @launcher = launcher
       @config = launcher.config
@@ -65,6 +68,9 @@ module Rustpuma
       @log_writer.log Const::GRACEFUL_STOP
       @server.stop
       @server.join
+      # On a restart the next process image takes the sockets over.
+      return if @launcher.restarting?
+
       @binder.close
       @config.run_hooks(:after_stopped)
       @log_writer.log "=== rustpuma shutdown: #{Time.now} ==="
@@ -81,6 +87,7 @@ module Rustpuma
           stop
         end
       end
+      Signal.trap("USR2") { @launcher.restart }
       Signal.trap("HUP") do
         if @options[:redirect_stdout] || @options[:redirect_stderr]
           @launcher.redirect_io
