@@ -16,7 +16,10 @@ class ServerProcess
 
   # `args`: extra CLI flags and the rackup file. Binds 127.0.0.1 on a free
   # port unless `bind:` is given.
-  def initialize(*args, bind: "tcp://127.0.0.1:0", env: {}, dir: ROOT, wait_for: "Use Ctrl-C to stop")
+  # `command:` replaces `ruby -I lib exe/rustpuma` (e.g. `bundle exec
+  # rustpuma` in an app directory).
+  def initialize(*args, bind: "tcp://127.0.0.1:0", env: {}, dir: ROOT, wait_for: "Use Ctrl-C to stop", command: nil)
+    @command = command
     @args = args
     @bind = bind
     @env = env
@@ -27,7 +30,7 @@ class ServerProcess
   end
 
   def start
-    cmd = [RbConfig.ruby, "-I", File.join(ROOT, "lib"), EXE]
+    cmd = @command || [RbConfig.ruby, "-I", File.join(ROOT, "lib"), EXE]
     cmd += ["-b", @bind] if @bind
     cmd += @args
     @reader, writer = IO.pipe
@@ -52,6 +55,15 @@ class ServerProcess
     TCPSocket.new(host, port)
   end
 
+  # A port nobody listens on right now, for servers told their port by
+  # configuration (PORT=...) rather than binding port 0.
+  def self.free_port
+    server = TCPServer.new("127.0.0.1", 0)
+    server.addr[1]
+  ensure
+    server&.close
+  end
+
   # Waits (bounded) until the server's output matches `pattern`.
   def wait_for_output(pattern, timeout = 10)
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
@@ -60,7 +72,6 @@ class ServerProcess
       raise "server exited early:\n#{@output}" if exited?
       raise "timed out waiting for #{pattern.inspect}; output so far:\n#{@output}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
 
-      @lock.synchronize { @cond_wait = true }
       sleep 0.02 # polling the captured output, not synchronising with the server
     end
   end

@@ -1,0 +1,114 @@
+# The rows of the benchmark: which app and flags each server gets, how the
+# row loads it, and which figures go into the summary table.
+require_relative "server"
+require_relative "load"
+
+module Bench
+  Config = Struct.new(:duration, :warmup, :rounds, :idle, :upload_mib, :uploads, :io_conns, keyword_init: true) do
+    def upload_bytes = upload_mib * 1024 * 1024
+    # The idle row runs wrk twice; half-length runs keep the default suite
+    # under ~6 minutes and keep Puma inside its 30 s first-data timeout.
+    def half = [duration / 2.0, 3].max.round
+  end
+
+  # A summary line: label, metric key, whether rustpuma/x ratios make sense,
+  # the issue's target, and how to print the value.
+  Line = Struct.new(:label, :key, :ratio, :target, :fmt)
+
+  # note formats row-specific figures from the medians for the details table.
+  Row = Struct.new(:key, :title, :app, :threads, :workers, :servers, :lines, :measure, :note, keyword_init: true)
+
+  module Scenarios
+    ALL = %w[rustpuma puma nginx].freeze
+    RUBIES = %w[rustpuma puma].freeze
+
+    module_function
+
+    def rows(cfg)
+      [
+        Row.new(key: "hello", title: "hello world, single mode, -t 4:4, wrk -c64",
+                app: "hello.ru", threads: "4:4", workers: 0, servers: ALL,
+                lines: [Line.new("req/s", :rps, true, "≥ 6.5× puma, ≥ 50 % of nginx", "%.0f")],
+                measure: ->(srv) { wrk_row(srv, cfg, conns: 64) }),
+        Row.new(key: "cluster", title: "hello world, -w 2 -t 4:4, wrk -c64 (nginx: 2 workers)",
+                app: "hello.ru", threads: "4:4", workers: 2, servers: ALL,
+                lines: [Line.new("req/s", :rps, true, "≥ 3× puma -w 2", "%.0f")],
+                measure: ->(srv) { wrk_row(srv, cfg, conns: 64) }),
+        Row.new(key: "io", title: "IO-bound app (sleep 20 ms), -t 16:16, wrk -c#{cfg.io_conns}; limit 800 req/s",
+                app: "io.ru", threads: "16:16", workers: 0, servers: RUBIES,
+                lines: [Line.new("req/s", :rps, true, "≥ 784 (98 % of 800)", "%.0f"),
+                        Line.new("max latency ms", :max, false, "≤ 24 (1.2 × 20 ms)", "%.1f")],
+                measure: ->(srv) { wrk_row(srv, cfg, conns: cfg.io_conns) }),
+        Row.new(key: "idle", title: "hello world -t 4:4 while #{cfg.idle} idle connections are held, wrk -c64",
+                app: "hello.ru", threads: "4:4", workers: 0, servers: ALL,
+                lines: [Line.new("req/s with idle conns", :rps, true, "", "%.0f"),
+                        Line.new("throughput vs. no idle conns", :idle_ratio, false, "within 10 %", "%.2f×"),
+                        Line.new("extra RSS MiB", :rss_growth, false, "≤ 50 MB", "%.1f")],
+                measure: ->(srv) { idle_row(srv, cfg) },
+                note: lambda { |m|
+                  format("%d req/s without idle conns; %d of %d idle conns still open after the run; server fds %d",
+                         m[:base_rps], m[:alive], m[:opened], m[:fds])
+                }),
+        Row.new(key: "upload", title: "#{cfg.upload_mib} MiB upload read in 64 KiB chunks, -t 4:4 (nginx discards it)",
+                app: "upload.ru", threads: "4:4", workers: 0, servers: ALL,
+                lines: [Line.new("MiB/s", :mibps, true, "≥ 500 MB/s", "%.0f"),
+                        Line.new("RSS growth MiB", :rss_growth, false, "≤ 30 MB", "%.1f")],
+                measure: ->(srv) { upload_row(srv, cfg) },
+                note: ->(m) { format("RSS %.1f MiB before the uploads", m[:rss_before]) }),
+        Row.new(key: "big", title: "8 MiB response body, -t 4:4, wrk -c8 (nginx: static file)",
+                app: "big.ru", threads: "4:4", workers: 0, servers: ALL,
+                lines: [Line.new("MiB/s", :mibps, true, "≥ 3× puma", "%.0f")],
+                measure: ->(srv) { wrk_row(srv, cfg, conns: 8, path: "/big", duration: cfg.half, body_mib: 8) })
+      ]
+    end
+
+    def wrk_row(srv, cfg, conns:, path: "/", duration: cfg.duration, body_mib: nil)
+      Wrk.run(srv.port, path: path, conns: conns, duration: cfg.warmup)
+      sampler = RssSampler.new(srv.pid).start
+      r = Wrk.run(srv.port, path: path, conns: conns, duration: duration)
+      r[:rss] = sampler.stop
+      r[:mibps] = r[:rps] * body_mib if body_mib && r[:rps]
+      r
+    end
+
+    # Same server, same wrk run, with and without the idle sockets: the
+    # difference is what the idle sockets cost.
+    def idle_row(srv, cfg)
+      base = wrk_row(srv, cfg, conns: 64, duration: cfg.half)
+      return base if base[:error]
+      idle = IdleConns.new(srv.port, cfg.idle, deadline: 60)
+      begin
+        sampler = RssSampler.new(srv.pid).start
+        r = Wrk.run(srv.port, conns: 64, duration: cfg.half)
+        r[:rss] = sampler.stop
+        r[:fds] = srv.fd_count
+        r[:opened], r[:alive] = idle.opened, idle.alive
+      ensure
+        idle.close
+      end
+      r[:base_rps] = base[:rps]
+      r[:idle_ratio] = r[:rps] / base[:rps] if r[:rps]
+      r[:rss_growth] = r[:rss] - base[:rss]
+      r
+    end
+
+    def upload_row(srv, cfg)
+      warm = Upload.run(srv.port, 8 * 1024 * 1024)
+      return warm if warm[:error]
+      before = srv.rss_mib
+      # Finer sampling: a buffered upload's peak may last well under 100 ms.
+      sampler = RssSampler.new(srv.pid, interval: 0.02).start
+      runs = Array.new(cfg.uploads) { Upload.run(srv.port, cfg.upload_bytes) }
+      peak = sampler.stop
+      bad = runs.find { |u| u[:error] }
+      return bad if bad
+      { mibps: median(runs.map { |u| u[:mibps] }), rss: peak, rss_growth: peak - before, rss_before: before }
+    end
+
+    def median(xs)
+      xs = xs.compact.sort
+      return nil if xs.empty?
+      xs.size.odd? ? xs[xs.size / 2] : (xs[xs.size / 2 - 1] + xs[xs.size / 2]) / 2.0
+    end
+  end
+end
