@@ -15,7 +15,7 @@ use std::io::{self, Read};
 use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::sync::Arc;
 
-use magnus::value::ReprValue;
+use magnus::value::{BoxValue, ReprValue};
 use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::body::Body;
@@ -27,6 +27,10 @@ use crate::reactor::{Handoff, Returned, Shared};
 
 /// Bodies up to this size are copied behind the head and leave in one write.
 const COALESCE_LIMIT: usize = 64 * 1024;
+/// Bodies from this size on are not copied: the pool thread writes them from
+/// the Ruby strings themselves, with the GVL released (an 8 MB copy per
+/// response cost more than the write).
+const ZERO_COPY_MIN: usize = 256 * 1024;
 const FILE_CHUNK: usize = 64 * 1024;
 
 /// How `respond` frames what follows the head: 0 is normal framing;
@@ -118,6 +122,7 @@ impl Request {
     /// `write_body`, chunked on HTTP/1.1 when its length is unknown.
     /// Returns false when the client is gone.
     pub fn respond(
+        ruby: &Ruby,
         rb_self: &Self,
         status: u16,
         headers: RHash,
@@ -157,19 +162,30 @@ impl Request {
         let has_body = body_allowed(status);
         let parts_given = parts.is_some();
         let mut body: Vec<Vec<u8>> = Vec::new();
+        // Large bodies are written from the app's (frozen) strings directly.
+        let mut large: Option<BoxValue<RArray>> = None;
         let mut chunked = false;
         if mode == MODE_RAW {
             keep_alive = false;
         } else if has_body {
             match parts {
                 Some(parts) => {
+                    let frozen = ruby.ary_new_capa(parts.len());
+                    let mut total = 0;
                     for part in parts.into_iter() {
-                        let s = RString::try_convert(part)?;
-                        // SAFETY: copied while holding the GVL, as above.
-                        body.push(unsafe { s.as_slice() }.to_vec());
+                        let s = RString::new_frozen(RString::try_convert(part)?);
+                        total += s.len();
+                        frozen.push(s)?;
+                    }
+                    if total >= ZERO_COPY_MIN && !app_chunked {
+                        large = Some(BoxValue::new(frozen));
+                    } else {
+                        for s in frozen.into_iter() {
+                            // SAFETY: copied while holding the GVL, as above.
+                            body.push(unsafe { RString::from_value(s).expect("frozen above").as_slice() }.to_vec());
+                        }
                     }
                     if content_length.is_none() && !app_chunked {
-                        let total: usize = body.iter().map(Vec::len).sum();
                         push_header(&mut out, b"Content-Length", total.to_string().as_bytes());
                     }
                     if app_chunked {
@@ -206,6 +222,18 @@ impl Request {
             state.chunked = chunked && !skip_body;
             state.skip_body = skip_body;
             state.keep_alive = keep_alive;
+        }
+        if let (Some(frozen), false) = (&large, skip_body) {
+            let strings: Vec<RString> = frozen.into_iter().filter_map(RString::from_value).collect();
+            let mut pieces: Vec<&[u8]> = vec![&out];
+            // SAFETY: the strings are frozen (nobody can change or free their
+            // bytes) and kept alive by `large`, a GC-registered BoxValue, for
+            // the whole write; this is what Ruby's own IO#write does when it
+            // releases the GVL.
+            pieces.extend(strings.iter().map(|s| unsafe { s.as_slice() }));
+            let ok = rb_self.write_pieces(&pieces);
+            drop(large);
+            return Ok(ok);
         }
         let total: usize = body.iter().map(Vec::len).sum();
         if total <= COALESCE_LIMIT {
