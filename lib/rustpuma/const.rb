@@ -3,6 +3,10 @@
 require_relative "version"
 
 module Rustpuma
+  # What lowlevel_error_handler receives for a request the parser refused
+  # (Puma passes its Puma::HttpParserError).
+  class HttpParserError < StandardError; end
+
   # Names and messages shared across the Ruby glue. Log lines are part of the
   # interface (Procfile tools and tests grep them), so they live here.
   module Const

@@ -26,6 +26,8 @@ module Rustpuma
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC) if @log_requests
       env = @base_env.dup
       req.fill_env(env)
+      return handle_rejection(req, env, *req.rejection) if req.rejection
+
       input = rack_input(req)
       env["rack.input"] = input
       env["rack.hijack"] = -> { env["rack.hijack_io"] = socket_for(req.hijack) }
@@ -115,14 +117,22 @@ module Rustpuma
       end
     end
 
-    def send_error(req, env, error)
-      status, headers, body = lowlevel_error(error, env)
+    # A request the reactor refused (400, 413, 414, 431, 501…), answered by
+    # the configured lowlevel_error_handler with the status Puma would pass.
+    def handle_rejection(req, env, status, reason)
+      send_error(req, env, HttpParserError.new(reason), status)
+    ensure
+      req.finish
+    end
+
+    def send_error(req, env, error, status = 500)
+      status, headers, body = lowlevel_error(error, env, status)
       send_response(req, env, status, headers, body)
       [status, headers]
     rescue StandardError => e
       @log_writer.unknown_error(e, "lowlevel_error_handler")
-      req.respond(500, {}, [Const::ERROR_BODY_PRODUCTION], Const::RESPOND_NORMAL)
-      [500, {}]
+      req.respond(status, {}, [Const::ERROR_BODY_PRODUCTION], Const::RESPOND_NORMAL)
+      [status, {}]
     end
 
     def lowlevel_error(error, env, status = 500)

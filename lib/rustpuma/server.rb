@@ -60,6 +60,7 @@ module Rustpuma
         http_content_length_limit: @options[:http_content_length_limit],
         max_keep_alive: @options[:max_keep_alive],
         enable_keep_alives: @options.fetch(:enable_keep_alives, true),
+        errors_to_app: !@options[:lowlevel_error_handler].nil?,
       }
     end
   end

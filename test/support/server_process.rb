@@ -37,7 +37,7 @@ class ServerProcess
     @pid = Process.spawn(@env, *cmd, chdir: @dir, out: writer, err: writer, pgroup: true)
     writer.close
     @pump = Thread.new { pump }
-    wait_for_output(@wait_for, BOOT_TIMEOUT)
+    wait_for_output(@wait_for, BOOT_TIMEOUT) if @wait_for
     if (m = @output.match(%r{Listening on http://[^\s]*:(\d+)}))
       @port = Integer(m[1])
     end

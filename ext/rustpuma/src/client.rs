@@ -26,6 +26,9 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub struct Limits {
     /// `http_content_length_limit`: larger bodies get 413 before they are read.
     pub max_body: Option<u64>,
+    /// A `lowlevel_error_handler` is configured: rejected requests go to Ruby
+    /// so it can build the error response, as Puma calls it for 400 and 501.
+    pub errors_to_app: bool,
 }
 
 /// Why a request cannot be served; the reactor answers with `status` and
@@ -69,6 +72,8 @@ pub struct Client {
     progress: Progress,
     /// The request handed to Ruby, with its body.
     pub request: Option<(RequestHead, Body)>,
+    /// Or, with `Limits::errors_to_app`, why it was rejected.
+    pub rejection: Option<Rejection>,
     /// Requests answered on this connection so far (`max_keep_alive`).
     pub served: u64,
 }
@@ -81,6 +86,7 @@ impl Client {
             buf: Vec::new(),
             progress: Progress::Head { scanned: 0 },
             request: None,
+            rejection: None,
             served: 0,
         }
     }

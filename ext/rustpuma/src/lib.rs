@@ -38,6 +38,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 
     let request = native.define_class("Request", ruby.class_object())?;
     request.define_method("fill_env", method!(request::Request::fill_env, 1))?;
+    request.define_method("rejection", method!(request::Request::rejection, 0))?;
     request.define_method("body_string", method!(request::Request::body_string, 0))?;
     request.define_method("body_fd", method!(request::Request::body_fd, 0))?;
     request.define_method("remote_addr", method!(request::Request::remote_addr, 0))?;

@@ -29,6 +29,9 @@ const FIRST_LISTENER: usize = usize::MAX - 1;
 /// How long to wait before accepting again after running out of file
 /// descriptors, instead of spinning on EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// On a graceful stop, how long a connection that was accepted but has not
+/// sent its whole request yet may take to do so.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// What Ruby asks of the reactor, through [`Shared::command`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -184,7 +187,7 @@ impl Reactor {
                     (0..self.listeners.len()).for_each(|i| self.accept(i));
                 }
             }
-            if stopped && self.busy == 0 {
+            if stopped && self.busy == 0 && self.clients.is_empty() {
                 break;
             }
         }
@@ -252,12 +255,17 @@ impl Reactor {
             }
             Advance::Gone => self.close(key),
             Advance::Reject(rejection) => {
-                let mut client = self.remove(key);
                 log::warn(&format!(
                     "HTTP parse error, malformed request ({}): {} {}",
                     client.remote_addr, rejection.status, rejection.reason
                 ));
-                client.stream.try_write(&error_response(rejection.status));
+                if self.limits.errors_to_app {
+                    client.rejection = Some(rejection);
+                    self.dispatch(key);
+                } else {
+                    let mut client = self.remove(key);
+                    client.stream.try_write(&error_response(rejection.status));
+                }
             }
         }
     }
@@ -352,17 +360,24 @@ impl Reactor {
                 let _ = self.poll.registry().deregister(listener.source());
             }
         }
-        // Idle and half-read connections are closed; requests already with
-        // the pool finish and their connections close after the response.
-        let waiting: Vec<usize> = self
-            .clients
-            .iter()
-            .filter(|(_, slot)| matches!(slot, Slot::Waiting { .. }))
-            .map(|(key, _)| key)
-            .collect();
-        for key in waiting {
-            self.close(key);
+        // Idle keep-alive connections are closed now. A connection that is
+        // new or half-way through a request already has a client waiting
+        // for an answer: it gets a short grace period to finish its request,
+        // which is served and then closed (a restart loses nobody).
+        let mut idle = Vec::new();
+        let mut pending = Vec::new();
+        for (key, slot) in self.clients.iter() {
+            if let Slot::Waiting { client, .. } = slot {
+                if client.served > 0 && !client.has_partial_request() {
+                    idle.push(key);
+                } else {
+                    pending.push(key);
+                }
+            }
         }
+        idle.into_iter().for_each(|key| self.close(key));
+        let grace = self.timeouts.first_data.min(STOP_GRACE);
+        pending.into_iter().for_each(|key| self.set_deadline(key, grace));
     }
 
     fn set_deadline(&mut self, key: usize, after: Duration) {

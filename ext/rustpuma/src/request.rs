@@ -77,9 +77,18 @@ impl Request {
         let slot = rb_self.handoff.borrow();
         let handoff = slot.as_ref().ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
         let client = &handoff.client;
-        let (head, body) = client.request.as_ref().expect("a handed-off client has a request");
-        crate::env::fill(ruby, env, head, &client.remote_addr, body.len())?;
+        match client.request.as_ref() {
+            Some((head, body)) => crate::env::fill(ruby, env, head, &client.remote_addr, body.len())?,
+            // A rejected request: only what is known about the client.
+            None => env.aset("REMOTE_ADDR", client.remote_addr.as_str())?,
+        }
         Ok(env)
+    }
+
+    /// `[status, reason]` when the reactor rejected this request and Ruby's
+    /// `lowlevel_error_handler` is to answer it; nil for a normal request.
+    pub fn rejection(rb_self: &Self) -> Result<Option<(u16, String)>, Error> {
+        rb_self.with(|h| h.client.rejection.as_ref().map(|r| (r.status, r.reason.clone())))
     }
 
     /// The body when it is in memory (a binary String), else nil.
@@ -108,8 +117,10 @@ impl Request {
     /// "GET /path HTTP/1.1", for log lines.
     pub fn request_line(rb_self: &Self) -> Result<String, Error> {
         rb_self.with(|h| {
-            let (head, _) = h.client.request.as_ref().expect("request present");
-            format!("{} {} {}", head.method, head.target, head.version.as_str())
+            match h.client.request.as_ref() {
+                Some((head, _)) => format!("{} {} {}", head.method, head.target, head.version.as_str()),
+                None => "-".to_string(),
+            }
         })
     }
 
@@ -129,9 +140,10 @@ impl Request {
         parts: Option<RArray>,
         mode: u8,
     ) -> Result<bool, Error> {
-        let (version, is_head, wants_keep_alive) = rb_self.with(|h| {
-            let (head, _) = h.client.request.as_ref().expect("request present");
-            (head.version, head.method == "HEAD", head.keep_alive)
+        let (version, is_head, wants_keep_alive) = rb_self.with(|h| match h.client.request.as_ref() {
+            Some((head, _)) => (head.version, head.method == "HEAD", head.keep_alive),
+            // A rejected request is answered on HTTP/1.1 and closed.
+            None => (Version::Http11, false, false),
         })?;
         let mut out = Vec::with_capacity(256);
         push_status_line(&mut out, version, status);

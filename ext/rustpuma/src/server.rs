@@ -69,9 +69,10 @@ impl Server {
         let max_body: Option<u64> = options.lookup(ruby.to_symbol("http_content_length_limit"))?;
         let max_keep_alive: Option<u64> = options.lookup(ruby.to_symbol("max_keep_alive"))?;
         let keep_alives: Option<bool> = options.lookup(ruby.to_symbol("enable_keep_alives"))?;
+        let errors_to_app: Option<bool> = options.lookup(ruby.to_symbol("errors_to_app"))?;
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
         let (reactor, shared) =
-            Reactor::new(natives, requests_tx, timeouts, Limits { max_body }).map_err(io_error)?;
+            Reactor::new(natives, requests_tx, timeouts, Limits { max_body, errors_to_app: errors_to_app.unwrap_or(false) }).map_err(io_error)?;
         Ok(Server {
             reactor: Mutex::new(Some(reactor)),
             pool: Pool::new(requests_rx),

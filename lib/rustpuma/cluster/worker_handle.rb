@@ -1,0 +1,101 @@
+# frozen_string_literal: true
+
+module Rustpuma
+  class Cluster
+    # The master's view of one worker process: its index and pid, the phase
+    # (code generation) it was started in, whether it has booted, and the last
+    # status it checked in with. Timeouts are computed from the last check-in.
+    class WorkerHandle
+      attr_reader :index, :signal, :last_checkin, :last_status, :started_at
+      attr_accessor :pid, :phase
+
+      def initialize(index, pid, phase, options)
+        @index = index
+        @pid = pid
+        @phase = phase
+        @options = options
+        @booted = false
+        @term = false
+        @signal = "TERM"
+        @first_term_at = nil
+        @started_at = Time.now
+        @last_checkin = Time.now
+        @last_status = {}
+      end
+
+      def booted?
+        @booted
+      end
+
+      def boot!
+        @booted = true
+        @last_checkin = Time.now
+      end
+
+      def uptime
+        Time.now - @started_at
+      end
+
+      # Status: a Hash from the worker's check-in ("p<pid><json>").
+      def ping!(status)
+        @last_checkin = Time.now
+        @last_status = status
+      end
+
+      # When the worker is overdue: worker_boot_timeout until it has booted,
+      # worker_timeout after.
+      def ping_timeout
+        @last_checkin + (@booted ? @options[:worker_timeout] : @options[:worker_boot_timeout]).to_f
+      end
+
+      # The worker said it is shutting down (it got TERM from elsewhere).
+      def term!
+        @term = true
+      end
+
+      def term?
+        @term
+      end
+
+      # TERM, then KILL once worker_shutdown_timeout has passed since the
+      # first TERM (called repeatedly while waiting).
+      def term
+        if @first_term_at && Time.now - @first_term_at > @options[:worker_shutdown_timeout].to_f
+          @signal = "KILL"
+        else
+          @term = true
+          @first_term_at ||= Time.now
+        end
+        Process.kill(@signal, @pid) if @pid
+      rescue Errno::ESRCH
+        nil
+      end
+
+      def kill
+        @signal = "KILL"
+        @term = true
+        Process.kill("KILL", @pid) if @pid
+      rescue Errno::ESRCH
+        nil
+      end
+
+      def hup
+        Process.kill("HUP", @pid) if @pid
+      rescue Errno::ESRCH
+        nil
+      end
+
+      def to_status
+        {
+          started_at: @started_at.utc.iso8601,
+          pid: @pid,
+          index: @index,
+          phase: @phase,
+          booted: @booted,
+          last_checkin: @last_checkin.utc.iso8601,
+          last_status: @last_status,
+        }
+      end
+    end
+  end
+end
