@@ -67,11 +67,13 @@ module Rustpuma
     def shutdown
       @log_writer.log Const::GRACEFUL_STOP
       @server.stop
+      # Like Puma, the listeners close first, so new clients are refused at
+      # once, then in-flight requests finish. On a restart the next process
+      # image takes the sockets over instead.
+      @binder.close unless @launcher.restarting?
       @server.join
-      # On a restart the next process image takes the sockets over.
       return if @launcher.restarting?
 
-      @binder.close
       @config.run_hooks(:after_stopped)
       @log_writer.log "=== rustpuma shutdown: #{Time.now} ==="
       @log_writer.log Const::GOODBYE
