@@ -15,13 +15,18 @@ module Rustpuma
     # (Puma's variable, so tools that know it keep working).
     INHERIT_PREFIX = "PUMA_INHERIT_"
 
-    Listener = Struct.new(:io, :kind, :uri, :path, :bind)
+    Listener = Struct.new(:io, :kind, :uri, :path, :bind, :tls)
+    # The ssl:// query parameters the native TLS layer reads.
+    TLS_PARAMS = %w[cert key ca verify_mode].freeze
 
     attr_reader :listeners
 
-    def initialize(log_writer, env = ENV)
+    # `store`: PEM strings that `ssl_bind cert_pem:/key_pem:` put aside
+    # (referenced from the bind URI as `store:<index>`).
+    def initialize(log_writer, env = ENV, store: [])
       @log_writer = log_writer
       @listeners = []
+      @store = store || []
       @inherited = take_inherited(env)
     end
 
@@ -46,9 +51,10 @@ module Rustpuma
       [env, redirects]
     end
 
-    # `[[fd, "tcp" | "unix"], ...]` for Native::Server.new.
+    # `[[fd, "tcp" | "unix" | "ssl", tls settings or nil], ...]` for
+    # Native::Server.new.
     def native_listeners
-      @listeners.map { |l| [l.io.fileno, l.kind] }
+      @listeners.map { |l| [l.io.fileno, l.kind, l.tls] }
     end
 
     # The URLs clients can use, for the boot banner.
@@ -78,6 +84,7 @@ module Rustpuma
       params = uri.query ? URI.decode_www_form(uri.query).to_h : {}
       case uri.scheme
       when "tcp" then bind_tcp(uri.host, uri.port, params)
+      when "ssl" then bind_ssl(uri, params)
       when "unix" then bind_unix(unix_path(str), params)
       else
         raise ArgumentError, "rustpuma does not support #{uri.scheme}:// binds yet (#{str})"
@@ -95,6 +102,29 @@ module Rustpuma
       addr = server.local_address
       shown = addr.ipv6? ? "[#{addr.ip_address}]" : addr.ip_address
       @listeners << Listener.new(server, "tcp", "http://#{shown}:#{addr.ip_port}", nil)
+    end
+
+    def bind_ssl(uri, params)
+      bind_tcp(uri.host, uri.port, params)
+      make_tls(@listeners.last, params)
+    end
+
+    # Turns a TCP listener into an ssl:// one with its TLS settings.
+    def make_tls(listener, params)
+      tls = {}
+      TLS_PARAMS.each do |name|
+        value = params[name]
+        next if value.nil? || value.empty?
+
+        if %w[cert key].include?(name) && value.start_with?("store:")
+          tls["#{name}_pem"] = @store.fetch(Integer(value.delete_prefix("store:")))
+        else
+          tls[name] = value
+        end
+      end
+      listener.kind = "ssl"
+      listener.tls = tls
+      listener.uri = listener.uri.sub("http://", "ssl://")
     end
 
     # A stale socket file (no server behind it) is replaced; a live one is
@@ -134,6 +164,7 @@ module Rustpuma
         addr = io.local_address
         shown = addr.ipv6? ? "[#{addr.ip_address}]" : addr.ip_address
         @listeners << Listener.new(io, "tcp", "http://#{shown}:#{addr.ip_port}", nil, str)
+        make_tls(@listeners.last, URI.decode_www_form(URI.parse(str).query.to_s).to_h) if str.start_with?("ssl://")
       end
       io.close_on_exec = true
       @log_writer.log "* Inherited #{str}"

@@ -22,6 +22,10 @@ module Rustpuma
     ERROR_BODY_PRODUCTION = "An unhandled lowlevel error occurred. The application logs may have details.\n"
     DEV_ENVIRONMENTS = %w[development test].freeze
 
+    # Puma's default `supported_http_methods`; others get 501 unless the
+    # configuration says `supported_http_methods :any`.
+    SUPPORTED_HTTP_METHODS = %w[HEAD GET POST PUT DELETE OPTIONS TRACE PATCH].freeze
+
     GRACEFUL_STOP = "- Gracefully stopping, waiting for requests to finish"
     GOODBYE = "- Goodbye!"
   end

@@ -20,6 +20,10 @@ module Rustpuma
       @lowlevel_error_handler = options[:lowlevel_error_handler]
       @dev_errors = Const::DEV_ENVIRONMENTS.include?(options[:environment].to_s)
       @base_env = base_env(options)
+      # set_remote_address: a fixed value or a header instead of the peer.
+      @remote_addr_value = options[:remote_address_value] if options[:remote_address] == :value
+      @remote_addr_header = options[:remote_address_header] if options[:remote_address] == :header
+      @url_scheme = options[:rack_url_scheme]&.to_s
     end
 
     def handle(req)
@@ -27,6 +31,8 @@ module Rustpuma
       env = @base_env.dup
       req.fill_env(env)
       return handle_rejection(req, env, *req.rejection) if req.rejection
+
+      adjust_env(env) if @remote_addr_value || @remote_addr_header || @url_scheme
 
       input = rack_input(req)
       env["rack.input"] = input
@@ -76,6 +82,15 @@ module Rustpuma
         "SERVER_SOFTWARE" => Const::SERVER_SOFTWARE,
         "GATEWAY_INTERFACE" => Const::GATEWAY_INTERFACE,
       }.freeze
+    end
+
+    def adjust_env(env)
+      if @remote_addr_value
+        env["REMOTE_ADDR"] = @remote_addr_value
+      elsif @remote_addr_header && (forwarded = env[@remote_addr_header])
+        env["REMOTE_ADDR"] = forwarded
+      end
+      env["rack.url_scheme"] = @url_scheme if @url_scheme
     end
 
     # Small bodies arrive as a String, large ones as an unlinked temp file,

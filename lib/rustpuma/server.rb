@@ -22,10 +22,34 @@ module Rustpuma
       @pool = ThreadPool.new(@native, handler,
                              max: [@options[:max_threads].to_i, 1].max,
                              log_writer: @log_writer,
-                             thread_hook: @thread_hook)
+                             thread_hook: @thread_hook,
+                             clean_thread_locals: @options[:clean_thread_locals],
+                             out_of_band: !Array(@options[:out_of_band]).empty?)
       @native.start
       @pool.spawn
       self
+    end
+
+    # `idle_timeout`: calls the block once no request has arrived for
+    # `seconds` (and none is in progress). Checked by a background thread.
+    def watch_idle(seconds)
+      Thread.new do
+        Thread.current.name = "rustpuma idle timeout"
+        last_count = @native.requests_count
+        last_change = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        loop do
+          sleep [seconds / 4.0, 1].min
+          count = @native.requests_count
+          now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          if count != last_count || @pool.busy.positive?
+            last_count = count
+            last_change = now
+          elsif now - last_change >= seconds
+            yield
+            break
+          end
+        end
+      end
     end
 
     # Graceful: listeners close, requests in flight finish, then the pool
@@ -36,6 +60,11 @@ module Rustpuma
 
     def join(timeout = nil)
       @pool ? @pool.join(timeout) : true
+    end
+
+    # Ends the pool threads now (force_shutdown_after ran out).
+    def kill
+      @pool&.kill
     end
 
     def stats
@@ -53,6 +82,13 @@ module Rustpuma
 
     private
 
+    def supported_methods
+      methods = @options[:supported_http_methods]
+      return nil if methods == :any
+
+      methods || Const::SUPPORTED_HTTP_METHODS
+    end
+
     def native_options
       {
         first_data_timeout: @options[:first_data_timeout],
@@ -61,6 +97,8 @@ module Rustpuma
         max_keep_alive: @options[:max_keep_alive],
         enable_keep_alives: @options.fetch(:enable_keep_alives, true),
         errors_to_app: !@options[:lowlevel_error_handler].nil?,
+        supported_http_methods: supported_methods,
+        proxy_protocol: @options[:remote_address] == :proxy_protocol,
       }
     end
   end

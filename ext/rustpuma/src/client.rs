@@ -7,6 +7,7 @@
 //! Bytes past the end of a request (pipelining) stay in `buf` for the next.
 
 use std::io;
+use std::sync::Arc;
 
 use crate::body::Body;
 use crate::http::chunked::ChunkedDecoder;
@@ -22,13 +23,18 @@ thread_local! {
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Per-server limits the reactor applies while reading.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// `http_content_length_limit`: larger bodies get 413 before they are read.
     pub max_body: Option<u64>,
     /// A `lowlevel_error_handler` is configured: rejected requests go to Ruby
     /// so it can build the error response, as Puma calls it for 400 and 501.
     pub errors_to_app: bool,
+    /// `supported_http_methods`: other methods get 501; `None` accepts any.
+    pub methods: Option<Arc<[String]>>,
+    /// `set_remote_address proxy_protocol: :v1`: a connection may start
+    /// with a PROXY line naming the real client.
+    pub proxy_protocol: bool,
 }
 
 /// Why a request cannot be served; the reactor answers with `status` and
@@ -76,6 +82,8 @@ pub struct Client {
     pub rejection: Option<Rejection>,
     /// Requests answered on this connection so far (`max_keep_alive`).
     pub served: u64,
+    /// The PROXY line, if any, has been looked for (first request only).
+    proxy_checked: bool,
 }
 
 impl Client {
@@ -88,6 +96,7 @@ impl Client {
             request: None,
             rejection: None,
             served: 0,
+            proxy_checked: false,
         }
     }
 
@@ -144,6 +153,21 @@ impl Client {
                 Progress::Head { scanned } => {
                     if self.buf.is_empty() {
                         return Ok(None);
+                    }
+                    if limits.proxy_protocol && !self.proxy_checked {
+                        match proxy_line(&self.buf) {
+                            ProxyLine::Incomplete => return Ok(None),
+                            ProxyLine::Absent => {}
+                            ProxyLine::Found { len, source } => {
+                                if let Some(ip) = source {
+                                    self.remote_addr = ip;
+                                }
+                                self.buf.drain(..len);
+                                *scanned = 0;
+                            }
+                        }
+                        self.proxy_checked = true;
+                        continue;
                     }
                     let new_line = self.buf[*scanned..].contains(&b'\n');
                     if !new_line && self.buf.len() <= parser::MAX_URI_BYTES {
@@ -207,6 +231,11 @@ impl Client {
     }
 
     fn start_body(&mut self, head: RequestHead, limits: &Limits) -> Result<(), Rejection> {
+        if let Some(methods) = &limits.methods {
+            if !methods.iter().any(|m| *m == head.method) {
+                return Err(Rejection { status: 501, reason: format!("unsupported HTTP method {:?}", head.method) });
+            }
+        }
         self.buf.drain(..head.head_len);
         let left = match head.framing {
             BodyFraming::Empty => BodyProgress::Length(0),
@@ -235,10 +264,64 @@ impl Client {
     }
 }
 
+enum ProxyLine {
+    Incomplete,
+    Absent,
+    /// `len` bytes of PROXY line; `source` is None for `PROXY UNKNOWN`.
+    Found { len: usize, source: Option<String> },
+}
+
+/// PROXY protocol v1 (`PROXY TCP4 <src> <dst> <sport> <dport>\r\n`, at most
+/// 107 bytes). Anything else is left for the HTTP parser, as Puma does.
+fn proxy_line(buf: &[u8]) -> ProxyLine {
+    const PREFIX: &[u8] = b"PROXY ";
+    let n = buf.len().min(PREFIX.len());
+    if buf[..n] != PREFIX[..n] {
+        return ProxyLine::Absent;
+    }
+    let Some(end) = buf.windows(2).take(107).position(|w| w == b"\r\n") else {
+        return if buf.len() >= 107 { ProxyLine::Absent } else { ProxyLine::Incomplete };
+    };
+    let line = String::from_utf8_lossy(&buf[..end]);
+    let fields: Vec<&str> = line.split(' ').collect();
+    let source = match fields.as_slice() {
+        ["PROXY", "TCP4" | "TCP6", src, _dst, _sport, _dport] if src.parse::<std::net::IpAddr>().is_ok() => {
+            Some(src.to_string())
+        }
+        _ => None,
+    };
+    ProxyLine::Found { len: end + 2, source }
+}
+
 fn payload_too_large() -> Rejection {
     Rejection { status: 413, reason: "request body exceeds http_content_length_limit".into() }
 }
 
 fn io_rejection(e: io::Error) -> Rejection {
     Rejection { status: 500, reason: format!("could not buffer the request body: {e}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_v1_line_gives_the_source_address() {
+        let buf = b"PROXY TCP4 192.0.2.7 198.51.100.1 5678 80\r\nGET / HTTP/1.1\r\n";
+        match proxy_line(buf) {
+            ProxyLine::Found { len, source } => {
+                assert_eq!(source.as_deref(), Some("192.0.2.7"));
+                assert_eq!(&buf[len..len + 3], b"GET");
+            }
+            _ => panic!("expected a PROXY line"),
+        }
+    }
+
+    #[test]
+    fn proxy_detection_waits_for_the_whole_line_and_ignores_plain_http() {
+        assert!(matches!(proxy_line(b"PRO"), ProxyLine::Incomplete));
+        assert!(matches!(proxy_line(b"PROXY TCP4 1.2.3.4"), ProxyLine::Incomplete));
+        assert!(matches!(proxy_line(b"GET / HTTP/1.1\r\n"), ProxyLine::Absent));
+        assert!(matches!(proxy_line(b"PROXY UNKNOWN\r\n"), ProxyLine::Found { source: None, .. }));
+    }
 }

@@ -40,10 +40,21 @@ keys! {
     LOCALHOST = "localhost";
     PORT_80 = "80";
     PORT_443 = "443";
+    HTTPS_KEY = "HTTPS";
+    ON = "on";
+    PEERCERT = "puma.peercert";
 }
 
-/// Adds the request's CGI variables and `HTTP_*` headers to `env`.
-pub fn fill(ruby: &Ruby, env: RHash, head: &RequestHead, remote_addr: &str, body_len: u64) -> Result<(), Error> {
+/// Adds the request's CGI variables and `HTTP_*` headers to `env`. `tls` is
+/// `Some(client certificate)` on an `ssl://` connection.
+pub fn fill(
+    ruby: &Ruby,
+    env: RHash,
+    head: &RequestHead,
+    remote_addr: &str,
+    body_len: u64,
+    tls: Option<Option<String>>,
+) -> Result<(), Error> {
     let method = match head.method.as_str() {
         "GET" => ruby.get_inner(&GET),
         "POST" => ruby.get_inner(&POST),
@@ -66,7 +77,13 @@ pub fn fill(ruby: &Ruby, env: RHash, head: &RequestHead, remote_addr: &str, body
     env.aset(ruby.get_inner(&REMOTE_ADDR), ruby.str_new(remote_addr))?;
 
     let mut host = None;
-    let mut https = false;
+    let mut https = tls.is_some();
+    if let Some(peer_cert) = tls {
+        env.aset(ruby.get_inner(&HTTPS_KEY), ruby.get_inner(&ON))?;
+        if let Some(pem) = peer_cert {
+            env.aset(ruby.get_inner(&PEERCERT), ruby.str_new(&pem))?;
+        }
+    }
     for (key, value) in merged_headers(head) {
         match key.as_str() {
             "HTTP_HOST" => host = Some(value.clone()),

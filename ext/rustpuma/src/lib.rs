@@ -19,6 +19,7 @@ pub mod reactor;
 pub mod request;
 pub mod server;
 pub mod socket;
+pub mod tls;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
 

@@ -32,7 +32,7 @@ impl Outgoing {
                 self.offset = 0;
             }
             if self.piece == self.pieces.len() {
-                return Ok(true);
+                return stream.flush_pending();
             }
             let mut slices = Vec::with_capacity(self.pieces.len() - self.piece);
             slices.push(IoSlice::new(&self.pieces[self.piece][self.offset..]));

@@ -78,7 +78,10 @@ impl Request {
         let handoff = slot.as_ref().ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
         let client = &handoff.client;
         match client.request.as_ref() {
-            Some((head, body)) => crate::env::fill(ruby, env, head, &client.remote_addr, body.len())?,
+            Some((head, body)) => {
+                let tls = client.stream.is_tls().then(|| client.stream.peer_cert_pem());
+                crate::env::fill(ruby, env, head, &client.remote_addr, body.len(), tls)?
+            }
             // A rejected request: only what is known about the client.
             None => env.aset("REMOTE_ADDR", client.remote_addr.as_str())?,
         }
@@ -368,6 +371,9 @@ impl Request {
     /// Full hijack: the app takes the socket. Returns a new descriptor for
     /// Ruby to wrap; the reactor forgets the connection.
     pub fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
+        if rb_self.with(|h| h.client.stream.is_tls())? {
+            return Err(Error::new(ruby.exception_not_imp_error(), "rustpuma does not support hijacking TLS connections yet"));
+        }
         let fd = rb_self.with(|h| {
             let _ = rb_self.shared.registry.deregister(h.client.stream.source());
             // SAFETY: the descriptor belongs to this open stream, which the

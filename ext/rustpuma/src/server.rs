@@ -20,6 +20,7 @@ use crate::pool::{Pool, Wait};
 use crate::reactor::{Command, Reactor, Shared, Timeouts};
 use crate::request::Request;
 use crate::socket::Listener;
+use crate::tls::{self, TlsOptions};
 
 #[magnus::wrap(class = "Rustpuma::Native::Server", free_immediately, size)]
 pub struct Server {
@@ -38,7 +39,10 @@ impl Server {
         let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
         let mut natives = Vec::new();
         for entry in listeners.into_iter() {
-            let (fd, kind): (i32, String) = TryConvert::try_convert(entry)?;
+            let entry = RArray::try_convert(entry)?;
+            let fd: i32 = entry.entry(0)?;
+            let kind: String = entry.entry(1)?;
+            let tls: Option<RHash> = entry.entry(2)?;
             // SAFETY: `fd` is the fileno of a listening socket Ruby keeps
             // open for the whole call; we only duplicate it.
             let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -52,7 +56,15 @@ impl Server {
                 _ => {
                     let std = std::net::TcpListener::from(owned);
                     std.set_nonblocking(true).map_err(io_error)?;
-                    Listener::Tcp(mio::net::TcpListener::from_std(std))
+                    let listener = mio::net::TcpListener::from_std(std);
+                    match tls {
+                        Some(settings) => {
+                            let config = tls::server_config(&tls_options(settings)?)
+                                .map_err(|e| Error::new(ruby.exception_arg_error(), format!("ssl bind: {e}")))?;
+                            Listener::Tls(listener, config)
+                        }
+                        None => Listener::Tcp(listener),
+                    }
                 }
             };
             natives.push(listener);
@@ -70,9 +82,13 @@ impl Server {
         let max_keep_alive: Option<u64> = options.lookup(ruby.to_symbol("max_keep_alive"))?;
         let keep_alives: Option<bool> = options.lookup(ruby.to_symbol("enable_keep_alives"))?;
         let errors_to_app: Option<bool> = options.lookup(ruby.to_symbol("errors_to_app"))?;
+        let methods: Option<Vec<String>> = options.lookup(ruby.to_symbol("supported_http_methods"))?;
+        let proxy_protocol: Option<bool> = options.lookup(ruby.to_symbol("proxy_protocol"))?;
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
         let (reactor, shared) =
-            Reactor::new(natives, requests_tx, timeouts, Limits { max_body, errors_to_app: errors_to_app.unwrap_or(false) }).map_err(io_error)?;
+            Reactor::new(natives, requests_tx, timeouts, Limits { max_body, errors_to_app: errors_to_app.unwrap_or(false), methods: methods.map(Into::into),
+            proxy_protocol: proxy_protocol.unwrap_or(false),
+        }).map_err(io_error)?;
         Ok(Server {
             reactor: Mutex::new(Some(reactor)),
             pool: Pool::new(requests_rx),
@@ -122,4 +138,17 @@ impl Server {
     pub fn requests_count(rb_self: &Self) -> u64 {
         rb_self.shared.requests_count.load(Ordering::Relaxed)
     }
+}
+
+/// `ssl_bind` settings from Ruby (String keys, as in a bind URI's query).
+fn tls_options(settings: RHash) -> Result<TlsOptions, Error> {
+    let get = |key: &str| -> Result<Option<String>, Error> { settings.lookup(key) };
+    Ok(TlsOptions {
+        cert: get("cert")?,
+        key: get("key")?,
+        cert_pem: get("cert_pem")?,
+        key_pem: get("key_pem")?,
+        ca: get("ca")?,
+        verify_mode: get("verify_mode")?,
+    })
 }

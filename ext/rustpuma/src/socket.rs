@@ -9,10 +9,14 @@ use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use rustls::ServerConfig;
 
 use crate::gvl::Interrupt;
+use crate::tls::TlsStream;
 
 /// How long a client may refuse to take response bytes (Puma's write timeout).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,11 +25,14 @@ const POLL_SLICE_MS: u16 = 100;
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    /// `ssl://`: TCP with a TLS session per connection.
+    Tls(TcpListener, Arc<ServerConfig>),
 }
 
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
 }
 
 impl Listener {
@@ -43,12 +50,17 @@ impl Listener {
                 let (s, _) = l.accept()?;
                 Ok((Stream::Unix(s), "127.0.0.1".to_string()))
             }
+            Listener::Tls(l, config) => {
+                let (s, addr) = l.accept()?;
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tls(Box::new(TlsStream::new(s, config.clone())?)), addr.ip().to_string()))
+            }
         }
     }
 
     pub fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
-            Listener::Tcp(l) => l,
+            Listener::Tcp(l) | Listener::Tls(l, _) => l,
             Listener::Unix(l) => l,
         }
     }
@@ -59,6 +71,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s,
             Stream::Unix(s) => s,
+            Stream::Tls(s) => &mut s.tcp,
         }
     }
 
@@ -66,6 +79,19 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.tcp.as_raw_fd(),
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// `puma.peercert`: the client certificate of a mutual TLS connection.
+    pub fn peer_cert_pem(&self) -> Option<String> {
+        match self {
+            Stream::Tls(s) => s.peer_cert_pem(),
+            _ => None,
         }
     }
 
@@ -73,6 +99,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            Stream::Tls(s) => s.tcp.as_fd(),
         }
     }
 
@@ -80,6 +107,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 
@@ -87,6 +115,20 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
             Stream::Unix(s) => s.write_vectored(bufs),
+            Stream::Tls(s) => s.write_vectored(bufs),
+        }
+    }
+
+    /// Sends bytes a TLS session still holds. `Ok(true)` when none are left
+    /// (always, for plain sockets); `Ok(false)` if the socket is full.
+    pub fn flush_pending(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tls(s) => match s.flush() {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(e),
+            },
+            _ => Ok(true),
         }
     }
 
@@ -94,6 +136,7 @@ impl Stream {
     /// written by the reactor, which must never wait on a client.
     pub fn try_write(&mut self, data: &[u8]) {
         let _ = self.write_vectored(&[IoSlice::new(data)]);
+        let _ = self.flush_pending();
     }
 
     /// Writes every byte of `parts` in order, waiting (without the GVL, the
@@ -131,6 +174,9 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        while !self.flush_pending()? {
+            self.wait_writable(deadline, interrupt)?;
         }
         Ok(())
     }
