@@ -19,7 +19,7 @@ Gem::Specification.new do |spec|
     "Cargo.toml", "Cargo.lock", "README.md", "docs/*.md", "examples/**/*"
   ]
   spec.bindir = "exe"
-  spec.executables = ["rustpuma"]
+  spec.executables = ["rustpuma", "rustpumactl"]
   spec.extensions = ["ext/rustpuma/extconf.rb"]
   spec.require_paths = ["lib"]
 

@@ -101,12 +101,15 @@ module Rustpuma
     end
 
     def select_runner
-      workers = @options[:workers].to_i
-      if workers.positive?
-        @log_writer.log "! rustpuma does not support cluster mode (workers #{workers}) yet; running in single mode"
+      require_relative "control_app" # Rustpuma.stats, the control server
+      Rustpuma.launcher = self
+      if @options[:workers].to_i.positive?
+        require_relative "cluster"
+        Cluster.new(self)
+      else
+        require_relative "single"
+        Single.new(self)
       end
-      require_relative "single"
-      Single.new(self)
     end
 
     def write_pid

@@ -23,20 +23,34 @@ module Rustpuma
     def run
       log_banner
       app = @config.app
-      @binder = Binder.new(@log_writer)
+      @binder = Binder.new(@log_writer, store: @options[:store])
       begin
         @binder.parse(@options[:binds])
       rescue SystemCallError, ArgumentError => e
         @log_writer.error(e.message)
       end
-      @binder.urls.each { |url| @log_writer.log "* Listening on #{url}" }
-
       @stop_reader, @stop_writer = IO.pipe
       trap_signals
       @server = Server.new(app, @options, @binder, @log_writer,
                            thread_hook: ->(name) { @config.run_hooks(name) })
-      @server.run
+      begin
+        @server.run
+      rescue ArgumentError, IOError => e # bad TLS files, for example
+        @log_writer.error(e.message)
+      end
+      @binder.urls.each { |url| @log_writer.log "* Listening on #{url}" }
+      if (idle = @options[:idle_timeout])
+        @server.watch_idle(idle) do
+          @log_writer.log "! Idle timeout of #{idle}s reached, shutting down"
+          stop
+        end
+      end
+      StateFile.write(@launcher)
+      @control = ControlServer.start(@launcher, @log_writer)
+      # Printed once everything, the control app too, accepts connections:
+      # tools wait for this line.
       @log_writer.log "Use Ctrl-C to stop"
+      Systemd.ready(@log_writer)
       @config.run_hooks(:after_booted)
 
       @stop_reader.read(1) # a stop request (signal or #stop) arrives here
@@ -65,18 +79,29 @@ module Rustpuma
     end
 
     def shutdown
+      Systemd.notify(@launcher.restarting? ? "RELOADING=1" : "STOPPING=1")
+      @control&.stop
       @log_writer.log Const::GRACEFUL_STOP
       @server.stop
       # Like Puma, the listeners close first, so new clients are refused at
       # once, then in-flight requests finish. On a restart the next process
       # image takes the sockets over instead.
       @binder.close unless @launcher.restarting?
-      @server.join
+      unless @server.join(force_shutdown_after)
+        @log_writer.log "- Forcing shutdown: requests still running after force_shutdown_after"
+        @server.kill
+      end
       return if @launcher.restarting?
 
       @config.run_hooks(:after_stopped)
       @log_writer.log "=== rustpuma shutdown: #{Time.now} ==="
       @log_writer.log Const::GOODBYE
+    end
+
+    # nil (wait for every request) unless `force_shutdown_after` says.
+    def force_shutdown_after
+      limit = @options[:force_shutdown_after]
+      limit.nil? || limit.negative? ? nil : limit
     end
 
     def trap_signals

@@ -43,6 +43,10 @@ module Rustpuma
           @server = Server.new(app, @options, @binder, @log_writer,
                                thread_hook: ->(name) { @config.run_hooks(name) })
           @server.run
+          # The native server holds duplicates; without these the listening
+          # sockets close as soon as the server stops (new clients are then
+          # refused, or served by the other workers, not left waiting).
+          @binder.close(unlink: false)
         rescue Exception => e # rubocop:disable Lint/RescueException -- as Puma: any boot failure ends the worker
           @log_writer.log "! Unable to start worker"
           @log_writer.log "#{e.class}: #{e.message}"

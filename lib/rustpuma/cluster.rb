@@ -1,0 +1,474 @@
+# frozen_string_literal: true
+
+require "json"
+require "time"
+require_relative "cluster/worker_handle"
+require_relative "cluster/worker"
+require_relative "control_app"
+require_relative "state_file"
+require_relative "systemd"
+
+module Rustpuma
+  # Cluster mode (`workers N`), as Puma's Cluster: this master process binds
+  # every listener, preloads the app if asked, and forks N workers, each of
+  # which serves with its own Server. The master itself serves nothing and
+  # starts no native thread before forking; it supervises: it respawns dead
+  # workers, kills the ones that stop checking in, and turns signals into
+  # restarts and worker-count changes.
+  #
+  # Signals: TERM/INT graceful stop; USR2 hot restart (through the
+  # Launcher: workers stop, then the master re-execs with the listeners
+  # inherited); USR1 phased restart (one worker at a time; a hot restart
+  # when the app is preloaded, as in Puma); TTIN/TTOU one more/less worker;
+  # HUP reopens redirected logs (in the workers too), or stops when nothing
+  # is redirected; CHLD wakes the supervisor loop.
+  #
+  # Created by Launcher#select_runner when workers > 0.
+  class Cluster
+    # Cluster lines carry the pid of the process that wrote them, as Puma's.
+    class PidLogWriter < LogWriter
+      def log(str)
+        super("[#{Process.pid}] #{str}")
+      end
+    end
+
+    # Delay before replacing a worker that died before booting.
+    RESPAWN_BACKOFF = 1
+
+    attr_reader :binder, :phase, :workers, :started_at, :log_writer
+
+    def initialize(launcher)
+      @launcher = launcher
+      @config = launcher.config
+      @options = launcher.options
+      @log_writer = PidLogWriter.new(launcher.log_writer.stdout, launcher.log_writer.stderr)
+      @log_writer.debug = launcher.log_writer.debug?
+      @phase = 0
+      @workers = []
+      @status = :run
+      @phased_restart = false
+      @booted = false
+      @started_at = Time.now
+      @master_pid = Process.pid
+      @buffer = +""
+    end
+
+    def run
+      log_banner
+      @binder = Binder.new(@log_writer, store: @options[:store])
+      begin
+        @binder.parse(@options[:binds])
+      rescue SystemCallError, ArgumentError => e
+        @log_writer.error(e.message)
+      end
+      load_app
+      @binder.urls.each { |url| log "* Listening on #{url}" }
+
+      @read, @write = IO.pipe            # workers -> master, and wake-ups
+      @check_pipe, @suicide_pipe = IO.pipe # EOF in the workers when the master dies
+      trap_signals
+      Process.setproctitle(title)
+
+      @config.run_hooks(:before_fork)
+      spawn_workers
+      supervise
+    ensure
+      [@read, @write, @check_pipe, @suicide_pipe].each { |io| io&.close unless io&.closed? }
+    end
+
+    # Graceful stop of everything (or, with Launcher#restart, of the workers
+    # before the re-exec). Safe in a signal handler.
+    def stop
+      @status = :stop if @status == :run
+      wakeup!
+    end
+
+    # Exit now; the workers follow as soon as they see the master gone.
+    def halt
+      @status = :halt
+      wakeup!
+    end
+
+    # Replaces the workers one at a time, reloading the app in each. Not
+    # possible with a preloaded app: returns false, and the caller restarts.
+    def phased_restart
+      return false if @options[:preload_app]
+
+      @phased_restart = true
+      wakeup!
+      true
+    end
+
+    def reload_worker_directory
+      dir = @launcher.instance_variable_get(:@restart_dir) || Dir.pwd
+      log "+ Changing to #{dir}"
+      Dir.chdir(dir)
+      true
+    end
+
+    def stats
+      worker_status = @workers.map(&:to_status)
+      {
+        started_at: @started_at.utc.iso8601,
+        workers: @workers.size,
+        phase: @phase,
+        booted_workers: worker_status.count { |w| w[:booted] },
+        old_workers: @workers.count { |w| w.phase != @phase },
+        worker_status: worker_status,
+      }
+    end
+
+    private
+
+    def log(str)
+      @log_writer.log(str)
+    end
+
+    def wakeup!
+      @write&.write_nonblock("!\n", exception: false)
+    rescue IOError
+      nil
+    end
+
+    def log_banner
+      log "Rustpuma starting in cluster mode..."
+      log "* Rustpuma version: #{VERSION} (ruby #{RUBY_VERSION}-p#{RUBY_PATCHLEVEL}) (Puma #{PUMA_COMPAT_VERSION} compatible)"
+      log "*  Min threads: #{@options[:min_threads]}"
+      log "*  Max threads: #{@options[:max_threads]}"
+      log "*  Environment: #{@config.environment}"
+      log "*   Master PID: #{Process.pid}"
+      log "*      Workers: #{@options[:workers]}"
+      if @options[:fork_worker]
+        log "! rustpuma does not support fork_worker yet; the master forks every worker (no refork)"
+      end
+      log(@options[:preload_app] ? "*     Restarts: (\u2714) hot (\u2716) phased" : "*     Restarts: (\u2714) hot (\u2714) phased")
+    end
+
+    def load_app
+      if @options[:preload_app]
+        log "* Preloading application"
+        before = Thread.list
+        @app = @config.app
+        started = Thread.list - before
+        unless started.empty?
+          log "! WARNING: Detected #{started.size} Thread(s) started in app boot:"
+          started.each { |t| log "! #{t.inspect} - #{t.backtrace&.first}" }
+        end
+      elsif !@config.app_configured?
+        @log_writer.error "No application configured, nothing to run"
+      end
+    rescue ConfigError => e
+      @log_writer.error(e.message)
+    end
+
+    def title
+      t = "rustpuma #{VERSION} (#{Array(@options[:binds]).join(',')})"
+      tag = @options[:tag].to_s
+      tag.empty? ? t : "#{t} [#{tag}]"
+    end
+
+    # -- supervision -----------------------------------------------------------
+
+    def supervise
+      @next_check = Time.now
+      while @status == :run
+        start_phased_restart if @phased_restart
+        check_workers
+        timeout = [@next_check - Time.now, 0].max
+        read_messages if @read.wait_readable(timeout)
+      end
+
+      after_loop
+    end
+
+    def after_loop
+      restarting = @launcher.restarting?
+      @control&.stop
+      if @status == :halt
+        log "* Halting"
+        return
+      end
+
+      Systemd.notify(restarting ? "RELOADING=1" : "STOPPING=1")
+      # New connections are refused from now on, unless a new master image
+      # takes the sockets over.
+      @binder.close unless restarting
+      stop_workers
+      return if restarting
+
+      @config.run_hooks(:after_stopped)
+      log "=== rustpuma shutdown: #{Time.now} ==="
+      log Const::GOODBYE
+    end
+
+    def read_messages
+      @buffer << @read.read_nonblock(64 * 1024)
+      while (nl = @buffer.index("\n"))
+        handle_message(@buffer.slice!(0, nl + 1).chomp)
+      end
+    rescue IO::WaitReadable, EOFError
+      nil
+    end
+
+    def handle_message(line)
+      kind = line[0]
+      return @next_check = Time.now if kind == "!" || kind.nil?
+
+      rest = line[1..]
+      pid = rest.to_i
+      if kind == "b" || kind == "f"
+        pid, idx = rest.split(":").map(&:to_i)
+        w = @workers.find { |x| x.index == idx }
+        w.pid = pid if w && w.pid.nil?
+      end
+      w = @workers.find { |x| x.pid == pid }
+      unless w
+        @log_writer.debug "Out-of-sync worker list, no #{pid} worker"
+        return
+      end
+
+      case kind
+      when "b"
+        w.boot!
+        log "- Worker #{w.index} (PID: #{pid}) booted in #{w.uptime.round(2)}s, phase: #{w.phase}"
+        @next_check = Time.now
+      when "e" then w.term!
+      when "t" then w.term unless w.term?
+      when "p"
+        w.ping!(parse_status(rest.sub(/\A\d+/, "")))
+        booted! if !@booted && @workers.size >= @options[:workers] && @workers.all? { |x| x.booted? && !x.last_status.empty? }
+      end
+    end
+
+    def parse_status(json)
+      JSON.parse(json, symbolize_names: true)
+    rescue JSON::ParserError
+      {}
+    end
+
+    # The first time every worker has booted and checked in.
+    def booted!
+      @booted = true
+      single_worker_warning
+      StateFile.write(@launcher)
+      @control = ControlServer.start(@launcher, @log_writer)
+      # Once everything (the control app too) accepts connections.
+      log "Use Ctrl-C to stop"
+      Systemd.ready(@log_writer)
+      @config.run_hooks(:after_booted)
+    end
+
+    def single_worker_warning
+      return unless @options[:workers] == 1 && !@options[:silence_single_worker_warning]
+
+      log "! WARNING: Detected running cluster mode with 1 worker."
+      log "! Running rustpuma in cluster mode with a single worker is often a misconfiguration."
+      log "! Consider running rustpuma in single-mode (workers = 0) in order to reduce memory overhead."
+      log "! Set the `silence_single_worker_warning` option to silence this warning message."
+    end
+
+    def check_workers
+      return if @next_check > Time.now
+
+      @next_check = Time.now + [@options[:worker_check_interval].to_f, 0.1].max
+      timeout_workers
+      check_idle
+      wait_workers
+      cull_workers
+      spawn_workers if @status == :run && (@respawn_after.nil? || Time.now >= @respawn_after)
+      phase_out_worker
+
+      deadlines = @workers.reject(&:term?).map(&:ping_timeout)
+      deadlines << @respawn_after if @respawn_after && @respawn_after > Time.now
+      deadlines << @idle_since + @options[:idle_timeout] if @idle_since && @options[:idle_timeout]
+      @next_check = [*deadlines, @next_check].min
+    end
+
+    # `idle_timeout`: stop once no worker has served a request for that long
+    # (judged from the workers' check-ins).
+    def check_idle
+      return unless (idle = @options[:idle_timeout]) && @booted && @status == :run
+
+      count = @workers.sum { |w| w.last_status[:requests_count].to_i }
+      busy = @workers.sum { |w| w.last_status[:busy_threads].to_i }
+      now = Time.now
+      if @idle_since.nil? || count != @idle_count || busy.positive?
+        @idle_count = count
+        @idle_since = now
+      elsif now - @idle_since >= idle
+        log "! Idle timeout of #{idle}s reached, shutting down"
+        stop
+      end
+    end
+
+    def spawn_workers
+      missing = @options[:workers] - @workers.size
+      return if missing < 1
+
+      missing.times do
+        idx = next_worker_index
+        pid = spawn_worker(idx)
+        @log_writer.debug "Spawned worker: #{pid}"
+        @workers << WorkerHandle.new(idx, pid, @phase, @options)
+      end
+    end
+
+    def spawn_worker(idx)
+      @config.run_hooks(:before_worker_fork, idx)
+      pid = Process.fork { worker(idx) }
+      @config.run_hooks(:after_worker_fork, idx)
+      pid
+    end
+
+    # In the child, right after the fork.
+    def worker(idx)
+      @workers = []
+      @read.close
+      @suicide_pipe.close
+      @control&.close_in_child
+      Worker.new(index: idx, master: @master_pid, launcher: @launcher, log_writer: @log_writer,
+                 binder: @binder, app: @app,
+                 pipes: { check_pipe: @check_pipe, worker_write: @write }).run
+    end
+
+    def next_worker_index
+      used = @workers.map(&:index)
+      (0..).find { |i| !used.include?(i) }
+    end
+
+    def timeout_workers
+      now = Time.now
+      @workers.each do |w|
+        next if w.term? || w.ping_timeout > now
+
+        details = if w.booted?
+                    "(worker failed to check in within #{@options[:worker_timeout]} seconds)"
+                  else
+                    "(worker failed to boot within #{@options[:worker_boot_timeout]} seconds)"
+                  end
+        log "! Terminating timed out worker #{details}: #{w.pid}"
+        w.kill
+      end
+    end
+
+    # Reaps exited workers; re-signals the ones told to stop (TERM turns into
+    # KILL after worker_shutdown_timeout).
+    def wait_workers
+      @workers.reject! do |w|
+        next false if w.pid.nil?
+
+        begin
+          if Process.wait(w.pid, Process::WNOHANG)
+            log "! Worker #{w.index} (PID: #{w.pid}) exited unexpectedly (#{$?.inspect})" unless w.term?
+            # A worker that cannot boot must not turn into a fork loop.
+            @respawn_after = Time.now + RESPAWN_BACKOFF unless w.booted?
+            true
+          else
+            w.term if w.term?
+            false
+          end
+        rescue Errno::ECHILD
+          begin
+            Process.kill(0, w.pid)
+            w.term if w.term?
+            false
+          rescue Errno::ESRCH, Errno::EPERM
+            true
+          end
+        end
+      end
+    end
+
+    def cull_workers
+      extra = @workers.size - @options[:workers]
+      return if extra < 1
+
+      sorted = @workers.reject(&:term?).sort_by(&:started_at)
+      victims = @options[:worker_culling_strategy].to_s == "oldest" ? sorted.first(extra) : sorted.last(extra)
+      victims.each do |w|
+        log "- Worker #{w.index} (PID: #{w.pid}) terminating"
+        w.term
+      end
+    end
+
+    def start_phased_restart
+      @phased_restart = false
+      @phase += 1
+      log "- Starting phased worker restart, phase: #{@phase}"
+      Systemd.notify("RELOADING=1")
+      reload_worker_directory
+      @phase_announced = false
+      @next_check = Time.now
+    end
+
+    # One old-phase worker at a time, and only once all the others are up.
+    def phase_out_worker
+      return unless @status == :run
+      return unless @workers.size >= @options[:workers] && @workers.all?(&:booted?)
+
+      w = @workers.find { |x| x.phase != @phase }
+      unless w
+        if @phase.positive? && !@phase_announced
+          @phase_announced = true
+          log "- Phased restart complete, phase: #{@phase}"
+          Systemd.notify("READY=1")
+        end
+        return
+      end
+      return if w.term?
+
+      log "- Stopping #{w.pid} for phased upgrade..."
+      w.term
+      log "- #{w.signal} sent to #{w.pid}..."
+    end
+
+    def stop_workers
+      log "- Gracefully shutting down workers..."
+      @workers.each(&:term)
+      loop do
+        wait_workers
+        break if @workers.none?(&:pid)
+
+        read_messages if @read.wait_readable(0.2)
+      end
+    end
+
+    # -- signals -----------------------------------------------------------------
+
+    def trap_signals
+      master = Process.pid
+      %w[TERM INT].each do |sig|
+        Signal.trap(sig) do
+          # A worker that has not installed its own trap yet just goes.
+          exit!(0) if Process.pid != master
+          stop
+        end
+      end
+      Signal.trap("USR2") { @launcher.restart }
+      Signal.trap("USR1") do
+        unless phased_restart
+          log "* phased-restart called but not available, restarting normally."
+          @launcher.restart
+        end
+      end
+      Signal.trap("TTIN") do
+        @options[:workers] += 1
+        wakeup!
+      end
+      Signal.trap("TTOU") do
+        @options[:workers] -= 1 if @options[:workers] >= 2
+        wakeup!
+      end
+      Signal.trap("CHLD") { wakeup! }
+      Signal.trap("QUIT") { halt } # pumactl halt without a control app
+      Signal.trap("HUP") do
+        if @options[:redirect_stdout] || @options[:redirect_stderr]
+          @launcher.redirect_io
+          @workers.each(&:hup)
+        else
+          stop
+        end
+      end
+    end
+  end
+end

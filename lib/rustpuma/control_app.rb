@@ -1,0 +1,165 @@
+# frozen_string_literal: true
+
+require "json"
+require_relative "state_file"
+require_relative "systemd"
+
+module Rustpuma
+  class << self
+    # The running Launcher, set when it picks its runner.
+    attr_accessor :launcher
+
+    # Like Puma.stats_hash: the runner's stats (single or cluster shape).
+    def stats_hash
+      launcher ? launcher.stats : {}
+    end
+
+    # Like Puma.stats: the same, as a JSON string.
+    def stats
+      JSON.generate(stats_hash)
+    end
+  end
+
+  # The control app (`activate_control_app` / `--control-url`): Puma's
+  # App::Status endpoints, for rustpumactl, pumactl and monitoring.
+  #   /stats /gc /gc-stats /thread-backtraces      information (JSON)
+  #   /stop /halt /restart /phased-restart /refork /reload-worker-directory
+  # Every request must carry ?token=<control_auth_token> unless the token is
+  # "none"; otherwise 403.
+  class ControlApp
+    OK = '{ "status": "ok" }'
+
+    def initialize(launcher, token = nil)
+      @launcher = launcher
+      @token = token == "none" ? nil : token
+    end
+
+    def call(env)
+      return respond(403, "Invalid auth token", "text/plain") unless authorized?(env)
+
+      action = env["PATH_INFO"].to_s[%r{/([^/]+)\z}, 1]
+      result =
+        case action
+        when "stop" then after_reply(env) { @launcher.stop } && 200
+        when "halt" then after_reply(env) { halt } && 200
+        when "restart" then after_reply(env) { @launcher.restart } && 200
+        when "phased-restart" then phased_restart ? 200 : 404
+        when "refork" then 404
+        when "reload-worker-directory"
+          runner.respond_to?(:reload_worker_directory) && runner.reload_worker_directory ? 200 : 404
+        when "gc" then GC.start || 200
+        when "gc-stats" then JSON.generate(GC.stat)
+        when "stats" then JSON.generate(@launcher.stats)
+        when "thread-backtraces"
+          JSON.generate(Thread.list.map { |t| { name: "Thread: TID-#{t.object_id.to_s(36)} #{t.name}", backtrace: t.backtrace || [] } })
+        else
+          return respond(404, "Unsupported action", "text/plain")
+        end
+
+      case result
+      when String then respond(200, result)
+      when 200 then respond(200, OK)
+      else respond(404, "{ \"error\": \"#{action.tr('-', '_')} not available\" }")
+      end
+    end
+
+    private
+
+    def runner
+      @launcher.runner
+    end
+
+    def authorized?(env)
+      return true unless @token
+
+      env["QUERY_STRING"].to_s.split(/[&;]/).include?("token=#{@token}")
+    end
+
+    # Phased restart where the runner can; a hot restart otherwise (Puma's
+    # fallback, with its log line).
+    def phased_restart
+      if runner.respond_to?(:phased_restart) && runner.phased_restart
+        true
+      else
+        @launcher.log_writer.log "* phased-restart called but not available, restarting normally."
+        @launcher.restart
+        true
+      end
+    end
+
+    def halt
+      if runner.respond_to?(:halt)
+        runner.halt
+      else
+        @launcher.log_writer.log "* Halting"
+        $stdout.flush
+        exit!(0)
+      end
+    end
+
+    # Acts once the response is out, so the client hears back even when the
+    # action ends the process.
+    def after_reply(env, &block)
+      if (queue = env["rack.after_reply"])
+        queue << block
+      else
+        block.call
+      end
+      true
+    end
+
+    def respond(status, body, type = "application/json")
+      [status, { "content-type" => type, "content-length" => body.bytesize.to_s }, [body]]
+    end
+  end
+
+  # The control app's own server: one pool thread on its own listener. In
+  # cluster mode it runs in the master, started only after the workers have
+  # been forked (the master starts no native thread before that).
+  class ControlServer
+    def self.start(launcher, log_writer)
+      url = launcher.options[:control_url]
+      return nil unless url
+
+      new(launcher, log_writer, url).tap(&:start)
+    rescue SystemCallError, ArgumentError => e
+      log_writer.log "! Could not start control server on #{url}: #{e.message}"
+      nil
+    end
+
+    def initialize(launcher, log_writer, url)
+      @launcher = launcher
+      @log_writer = log_writer
+      @url = url
+    end
+
+    def start
+      options = @launcher.options
+      @binder = Binder.new(@log_writer, {}) # {}: the inherited sockets are the main binder's
+      umask = options[:control_url_umask]
+      old = File.umask(Integer(umask.to_s, 8)) if umask
+      begin
+        @binder.parse([@url])
+      ensure
+        File.umask(old) if old
+      end
+      @log_writer.log "* Starting control server on #{@url}"
+      app = ControlApp.new(@launcher, options[:control_auth_token])
+      @server = Server.new(app, options.merge(max_threads: 1, min_threads: 1, log_requests: false,
+                                              persistent_timeout: 5),
+                           @binder, @log_writer)
+      @server.run
+    end
+
+    def stop
+      @server&.stop
+      @server&.join(5)
+      @binder&.close
+    end
+
+    # In a freshly forked worker: drop our copy of the listening socket.
+    def close_in_child
+      @binder&.close(unlink: false)
+    end
+  end
+end
