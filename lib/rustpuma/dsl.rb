@@ -28,6 +28,9 @@ module Rustpuma
       bind_to_activated_sockets
       fiber_per_request
       queue_requests
+      drain_on_shutdown
+      shutdown_debug
+      raise_exception_on_sigterm
     ].freeze
 
     # Old (Puma <= 6) hook name => Puma 7 name; both stay valid.

@@ -11,13 +11,18 @@ module Rustpuma
     attr_reader :max, :busy
 
     # `thread_hook` is called with :before_thread_start / :before_thread_exit
-    # on each pool thread.
-    def initialize(native, handler, max:, log_writer:, thread_hook: nil)
+    # on each pool thread, and with :out_of_band when the pool has gone idle
+    # (Puma's out_of_band hooks). `clean_thread_locals` resets thread-local
+    # variables after every request, as Puma's option does.
+    def initialize(native, handler, max:, log_writer:, thread_hook: nil, clean_thread_locals: false,
+                   out_of_band: false)
       @native = native
       @handler = handler
       @max = max
       @log_writer = log_writer
       @thread_hook = thread_hook
+      @clean_thread_locals = clean_thread_locals
+      @out_of_band = out_of_band
       @threads = []
       @busy = 0
       @busy_lock = Mutex.new
@@ -55,6 +60,10 @@ module Rustpuma
 
     private
 
+    def clean_thread_locals
+      Thread.current.keys.each { |key| Thread.current[key] = nil unless key == :__recursive_key__ }
+    end
+
     def work
       loop do
         req = @native.next_request
@@ -67,7 +76,9 @@ module Rustpuma
         rescue StandardError => e
           @log_writer.unknown_error(e, "thread pool")
         ensure
-          @busy_lock.synchronize { @busy -= 1 }
+          idle = @busy_lock.synchronize { (@busy -= 1).zero? }
+          clean_thread_locals if @clean_thread_locals
+          @thread_hook&.call(:out_of_band) if @out_of_band && idle && @native.backlog.zero?
         end
       end
     end
