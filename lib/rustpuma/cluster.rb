@@ -162,9 +162,7 @@ module Rustpuma
     end
 
     def title
-      t = "rustpuma #{VERSION} (#{Array(@options[:binds]).join(',')})"
-      tag = @options[:tag].to_s
-      tag.empty? ? t : "#{t} [#{tag}]"
+      @launcher.process_title
     end
 
     # -- supervision -----------------------------------------------------------

@@ -51,6 +51,14 @@ module Rustpuma
       @restarting
     end
 
+    # Puma's process title for the serving (or master) process:
+    # `rustpuma 0.1.0 (tcp://0.0.0.0:9292) [tag]`.
+    def process_title
+      title = "rustpuma #{VERSION} (#{Array(@options[:binds]).join(',')})"
+      tag = @options[:tag].to_s
+      tag.empty? ? title : "#{title} [#{tag}]"
+    end
+
     def stats
       @runner ? @runner.stats : {}
     end

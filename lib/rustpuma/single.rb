@@ -39,6 +39,7 @@ module Rustpuma
         @log_writer.error(e.message)
       end
       @binder.urls.each { |url| @log_writer.log "* Listening on #{url}" }
+      Process.setproctitle(@launcher.process_title)
       if (idle = @options[:idle_timeout])
         @server.watch_idle(idle) do
           @log_writer.log "! Idle timeout of #{idle}s reached, shutting down"
