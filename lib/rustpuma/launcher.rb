@@ -51,12 +51,11 @@ module Rustpuma
       @restarting
     end
 
-    # Puma's process title for the serving (or master) process:
-    # `rustpuma 0.1.0 (tcp://0.0.0.0:9292) [tag]`.
-    def process_title
-      title = "rustpuma #{VERSION} (#{Array(@options[:binds]).join(',')})"
+    # Puma's process titles, with the `tag` appended: by default the serving
+    # (or master) process's `rustpuma 0.1.0 (tcp://0.0.0.0:9292) [tag]`.
+    def process_title(base = "rustpuma #{VERSION} (#{Array(@options[:binds]).join(',')})")
       tag = @options[:tag].to_s
-      tag.empty? ? title : "#{title} [#{tag}]"
+      tag.empty? ? base : "#{base} [#{tag}]"
     end
 
     def stats

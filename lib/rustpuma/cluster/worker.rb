@@ -70,9 +70,7 @@ module Rustpuma
       private
 
       def title
-        t = "rustpuma: cluster worker #{@index}: #{@master}"
-        tag = @options[:tag].to_s
-        tag.empty? ? t : "#{t} [#{tag}]"
+        @launcher.process_title("rustpuma: cluster worker #{@index}: #{@master}")
       end
 
       # The master's traps were inherited with the fork; a worker has its own.
