@@ -99,6 +99,7 @@ module Rustpuma
         errors_to_app: !@options[:lowlevel_error_handler].nil?,
         supported_http_methods: supported_methods,
         proxy_protocol: @options[:remote_address] == :proxy_protocol,
+        debug: @log_writer.debug?,
       }
     end
   end

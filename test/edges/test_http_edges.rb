@@ -113,6 +113,18 @@ class TestHttpEdges < Minitest::Test
     assert_equal "443", env["SERVER_PORT"], "TLS without a Host port defaults to 443"
   end
 
+  def test_failed_handshake_costs_only_a_debug_line
+    start(%(ssl_bind "127.0.0.1", "0", { cert: "#{@certs[:cert]}", key: "#{@certs[:key]}" }\n), "--debug")
+    port = port_of("ssl")
+    plain = TCPSocket.new("127.0.0.1", port)
+    plain.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n") # plain HTTP to a TLS port
+    answer = plain.read # a TLS alert at most, then EOF
+    refute_includes answer.to_s, "HTTP/", "no HTTP answer on a failed handshake"
+    plain.close
+    @server.wait_for_output(/% SSL error, peer: 127\.0\.0\.1/)
+    assert_equal "hello https", curl("-k", "https://127.0.0.1:#{port}/"), "and the server goes on"
+  end
+
   def test_unreadable_certificate_fails_the_boot_with_a_clear_message
     path = File.join(@dir, "puma.rb")
     File.write(path, %(ssl_bind "127.0.0.1", "0", { cert: "#{@dir}/missing.pem", key: "#{@certs[:key]}" }\n))

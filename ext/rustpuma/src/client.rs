@@ -35,6 +35,8 @@ pub struct Limits {
     /// `set_remote_address proxy_protocol: :v1`: a connection may start
     /// with a PROXY line naming the real client.
     pub proxy_protocol: bool,
+    /// `debug`: log what is otherwise dropped silently (TLS failures).
+    pub debug: bool,
 }
 
 /// Why a request cannot be served; the reactor answers with `status` and
@@ -58,6 +60,9 @@ pub enum Advance {
     NeedMore,
     /// The peer closed between requests, or the socket failed: drop quietly.
     Gone,
+    /// The TLS layer refused the client (failed handshake, bad record):
+    /// dropped, and logged at debug level.
+    TlsFailed(String),
     Reject(Rejection),
 }
 
@@ -129,6 +134,9 @@ impl Client {
                 Ok(false) => return Advance::Gone,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Advance::NeedMore,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData && self.stream.is_tls() => {
+                    return Advance::TlsFailed(e.to_string())
+                }
                 Err(_) => return Advance::Gone,
             }
         }

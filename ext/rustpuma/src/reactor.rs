@@ -254,6 +254,12 @@ impl Reactor {
                 }
             }
             Advance::Gone => self.close(key),
+            Advance::TlsFailed(reason) => {
+                if self.limits.debug {
+                    log::warn(&format!("% SSL error, peer: {}: {reason}", client.remote_addr));
+                }
+                self.close(key);
+            }
             Advance::Reject(rejection) => {
                 log::warn(&format!(
                     "HTTP parse error, malformed request ({}): {} {}",
