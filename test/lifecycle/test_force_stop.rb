@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "helper"
+require "tmpdir"
 
 # A second Ctrl-C does not wait: while a graceful stop waits for a long
 # request, INT again ends the process at once (Puma's behaviour).
@@ -24,5 +25,30 @@ class TestForceStop < Minitest::Test
   ensure
     socket&.close
     server&.stop
+  end
+
+  # force_shutdown_after kills the pool threads: the busy one (in the app)
+  # and the idle ones parked in the native queue without the GVL, which only
+  # a real unblocking function can wake.
+  def test_force_shutdown_after_kills_busy_and_parked_pool_threads
+    Dir.mktmpdir("rustpuma-force") do |dir|
+      config = File.join(dir, "puma.rb")
+      File.write(config, "force_shutdown_after 1\n")
+      server = ServerProcess.new("-C", config, "-t", "3:3", APP).start
+      socket = server.connect
+      socket.write("GET /slow?s=30&token=forced HTTP/1.1\r\nHost: x\r\n\r\n")
+      server.wait_for_output("slow request started forced")
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      server.signal("TERM")
+      status = server.wait(15)
+      elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+      assert_operator elapsed, :<, 10, "threads parked without the GVL must be killable"
+      assert_includes server.output, "- Forcing shutdown"
+      assert_includes server.output, "- Goodbye!"
+      assert status.exited?
+    ensure
+      socket&.close
+      server&.stop
+    end
   end
 end
