@@ -23,18 +23,27 @@ module Rustpuma
 
     # `store`: PEM strings that `ssl_bind cert_pem:/key_pem:` put aside
     # (referenced from the bind URI as `store:<index>`).
-    def initialize(log_writer, env = ENV, store: [])
+    # `bind_to_activated`: Puma's `bind_to_activated_sockets` (true: serve
+    # every systemd-activated socket as well; "only": just those).
+    def initialize(log_writer, env = ENV, store: [], bind_to_activated: nil)
       @log_writer = log_writer
       @listeners = []
       @store = store || []
+      @bind_to_activated = bind_to_activated
       @inherited = take_inherited(env)
+      @activated = take_activated(env)
     end
 
     def parse(uris)
-      uris.each { |uri| bind(uri) }
-      # Inherited sockets the new configuration no longer binds.
-      @inherited.each_value { |fd| IO.for_fd(fd).close rescue nil }
+      if @bind_to_activated
+        @activated.each_key { |key| bind(key) }
+        uris = [] if @bind_to_activated.to_s == "only"
+      end
+      uris.each { |uri| bind(uri) unless @listeners.any? { |l| l.bind == uri } }
+      # Inherited or activated sockets the configuration does not bind.
+      (@inherited.values + @activated.values).each { |fd| IO.for_fd(fd).close rescue nil }
       @inherited.clear
+      @activated.clear
       self
     end
 
@@ -76,8 +85,11 @@ module Rustpuma
     private
 
     def bind(str)
-      if (io = @inherited.delete(str))
-        return adopt(io, str)
+      if (fd = @inherited.delete(str))
+        return adopt(fd, str, "Inherited")
+      end
+      if (fd = @activated.delete(activation_key(str)))
+        return adopt(fd, str, "Activated")
       end
 
       uri = URI.parse(str)
@@ -152,9 +164,40 @@ module Rustpuma
       inherited
     end
 
-    # A socket the previous process image bound; it is already listening, so
-    # connections queued during the restart are served, none refused.
-    def adopt(fd, str)
+    # systemd socket activation: LISTEN_FDS sockets from fd 3 on, meant for
+    # this process (LISTEN_PID), keyed like a bind URI (`tcp://host:port`,
+    # `unix://path`) so that a matching bind uses them.
+    def take_activated(env)
+      count = env["LISTEN_FDS"].to_i
+      return {} unless count.positive? && env["LISTEN_PID"].to_i == Process.pid
+
+      env.delete("LISTEN_FDS")
+      env.delete("LISTEN_PID")
+      (3...(3 + count)).to_h do |fd|
+        addr = Socket.for_fd(fd).tap { |s| s.autoclose = false }.local_address
+        key = if addr.unix?
+                "unix://#{addr.unix_path}"
+              else
+                host = addr.ipv6? ? "[#{addr.ip_address}]" : addr.ip_address
+                "tcp://#{host}:#{addr.ip_port}"
+              end
+        [key, fd]
+      end
+    end
+
+    def activation_key(str)
+      return str.sub(/\?.*\z/, "") if str.start_with?("unix://")
+
+      uri = URI.parse(str)
+      "tcp://#{uri.host}:#{uri.port}"
+    rescue URI::InvalidURIError
+      str
+    end
+
+    # A socket an earlier process bound (the previous image on a hot
+    # restart, or systemd); it is already listening, so connections queued
+    # meanwhile are served, none refused.
+    def adopt(fd, str, how)
       if str.start_with?("unix://")
         io = UNIXServer.for_fd(fd)
         path = unix_path(str)
@@ -167,7 +210,7 @@ module Rustpuma
         make_tls(@listeners.last, URI.decode_www_form(URI.parse(str).query.to_s).to_h) if str.start_with?("ssl://")
       end
       io.close_on_exec = true
-      @log_writer.log "* Inherited #{str}"
+      @log_writer.log "* #{how} #{str}"
     end
 
     def live_unix_socket?(path)

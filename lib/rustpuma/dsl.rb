@@ -25,7 +25,6 @@ module Rustpuma
       log_formatter
       wait_for_less_busy_worker
       max_fast_inline
-      bind_to_activated_sockets
       fiber_per_request
       queue_requests
       drain_on_shutdown
@@ -205,7 +204,6 @@ module Rustpuma
     end
 
     def bind_to_activated_sockets(bind = true)
-      _not_yet(:bind_to_activated_sockets)
       @options[:bind_to_activated_sockets] = bind
     end
 

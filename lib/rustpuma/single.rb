@@ -23,7 +23,7 @@ module Rustpuma
     def run
       log_banner
       app = @config.app
-      @binder = Binder.new(@log_writer, store: @options[:store])
+      @binder = Binder.new(@log_writer, store: @options[:store], bind_to_activated: @options[:bind_to_activated_sockets])
       begin
         @binder.parse(@options[:binds])
       rescue SystemCallError, ArgumentError => e

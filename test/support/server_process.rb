@@ -18,8 +18,11 @@ class ServerProcess
   # port unless `bind:` is given.
   # `command:` replaces `ruby -I lib exe/rustpuma` (e.g. `bundle exec
   # rustpuma` in an app directory).
-  def initialize(*args, bind: "tcp://127.0.0.1:0", env: {}, dir: ROOT, wait_for: "Use Ctrl-C to stop", command: nil)
+  # `spawn_options:` extra Process.spawn options (fd redirections).
+  def initialize(*args, bind: "tcp://127.0.0.1:0", env: {}, dir: ROOT, wait_for: "Use Ctrl-C to stop", command: nil,
+                 spawn_options: {})
     @command = command
+    @spawn_options = spawn_options
     @args = args
     @bind = bind
     @env = env
@@ -34,7 +37,7 @@ class ServerProcess
     cmd += ["-b", @bind] if @bind
     cmd += @args
     @reader, writer = IO.pipe
-    @pid = Process.spawn(@env, *cmd, chdir: @dir, out: writer, err: writer, pgroup: true)
+    @pid = Process.spawn(@env, *cmd, chdir: @dir, out: writer, err: writer, pgroup: true, **@spawn_options)
     writer.close
     @pump = Thread.new { pump }
     wait_for_output(@wait_for, BOOT_TIMEOUT) if @wait_for
