@@ -71,6 +71,9 @@ enum BodyProgress {
     Chunked(ChunkedDecoder),
 }
 
+// One Progress per connection, replaced in place: boxing the head would
+// only add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Progress {
     Head { scanned: usize },
     Body { head: RequestHead, body: Body, left: BodyProgress },
@@ -240,7 +243,7 @@ impl Client {
 
     fn start_body(&mut self, head: RequestHead, limits: &Limits) -> Result<(), Rejection> {
         if let Some(methods) = &limits.methods {
-            if !methods.iter().any(|m| *m == head.method) {
+            if !methods.contains(&head.method) {
                 return Err(Rejection { status: 501, reason: format!("unsupported HTTP method {:?}", head.method) });
             }
         }
