@@ -49,7 +49,7 @@ class TestKeepAlive < Minitest::Test
     sock = connect
     res = RawHTTP.request(sock, "GET /array HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert_equal 200, res.status
-    assert_equal "keep-alive", res["connection"]
+    assert_equal "keep-alive", res["connection"].downcase
     assert_equal "abcdefg", res.body
     res2 = RawHTTP.request(sock, "GET /array HTTP/1.0\r\n\r\n")
     assert_equal 200, res2.status

@@ -222,7 +222,7 @@ impl Request {
         }
         match (version, keep_alive) {
             (Version::Http11, false) => out.extend_from_slice(b"Connection: close\r\n"),
-            (Version::Http10, true) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            (Version::Http10, true) => out.extend_from_slice(b"Connection: Keep-Alive\r\n"), // Puma's spelling
             _ => {}
         }
         out.extend_from_slice(b"\r\n");
