@@ -78,7 +78,21 @@ class TestHttpEdges < Minitest::Test
 
   def test_websocket_echo_through_full_hijack
     start(%(bind "tcp://127.0.0.1:0"\n))
-    socket = TCPSocket.new("127.0.0.1", port_of("http"))
+    websocket_echo(TCPSocket.new("127.0.0.1", port_of("http")))
+  end
+
+  # Over TLS the app gets a relayed socket (the reactor decrypts/encrypts).
+  def test_websocket_echo_over_tls
+    start(%(ssl_bind "127.0.0.1", "0", { cert: "#{@certs[:cert]}", key: "#{@certs[:key]}" }\n))
+    context = OpenSSL::SSL::SSLContext.new
+    context.verify_mode = OpenSSL::SSL::VERIFY_NONE
+    ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new("127.0.0.1", port_of("ssl")), context)
+    ssl.sync_close = true
+    ssl.connect
+    websocket_echo(ssl)
+  end
+
+  def websocket_echo(socket)
     key = SecureRandom.base64(16)
     socket.write("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
                  "Sec-WebSocket-Key: #{key}\r\nSec-WebSocket-Version: 13\r\n\r\n")

@@ -114,6 +114,12 @@ impl Client {
         !self.buf.is_empty() || matches!(self.progress, Progress::Body { .. })
     }
 
+    /// Bytes read past the current request, for whoever takes the
+    /// connection over (a hijacked TLS tunnel).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
     /// Called when the previous response is done and the connection is kept.
     pub fn reset_for_next_request(&mut self) {
         self.request = None;

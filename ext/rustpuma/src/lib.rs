@@ -20,6 +20,7 @@ pub mod request;
 pub mod server;
 pub mod socket;
 pub mod tls;
+pub mod tunnel;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
 

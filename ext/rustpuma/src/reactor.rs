@@ -23,6 +23,7 @@ use crate::http::response::error_response;
 use crate::log;
 use crate::outgoing::Outgoing;
 use crate::socket::{Listener, WRITE_TIMEOUT};
+use crate::tunnel::{Pumped, Tunnel};
 
 const WAKER: Token = Token(usize::MAX);
 const FIRST_LISTENER: usize = usize::MAX - 1;
@@ -61,6 +62,8 @@ pub enum Returned {
     Respond(Handoff, Outgoing),
     /// Closed or hijacked by the pool: the slot can be reused.
     Released(Token),
+    /// A hijacked TLS connection: relay it to the app's end of this pair.
+    Tunnel(Handoff, mio::net::UnixStream),
 }
 
 /// State shared by the reactor and the pool threads (plain Rust data only).
@@ -97,6 +100,10 @@ enum Slot {
     /// The reactor is writing a response the pool handed back; still counted
     /// as in flight for a graceful stop.
     Writing { client: Box<Client>, out: Outgoing, deadline_gen: u64 },
+    /// A hijacked TLS connection relayed to the app (two slots: this one for
+    /// the TLS socket, a `TunnelPeer` for the app's socket pair).
+    Tunnel(Box<Tunnel>),
+    TunnelPeer { tls_key: usize },
 }
 
 pub struct Reactor {
@@ -106,6 +113,9 @@ pub struct Reactor {
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     next_gen: u64,
     busy: usize,
+    /// Slots held by TLS tunnels, which a graceful stop does not wait for
+    /// (like Puma, hijacked connections are the app's business).
+    tunnel_slots: usize,
     requests: Sender<Handoff>,
     returns: Receiver<Returned>,
     shared: Arc<Shared>,
@@ -143,6 +153,7 @@ impl Reactor {
             timers: BinaryHeap::new(),
             next_gen: 0,
             busy: 0,
+            tunnel_slots: 0,
             requests,
             returns,
             shared: shared.clone(),
@@ -187,7 +198,7 @@ impl Reactor {
                     (0..self.listeners.len()).for_each(|i| self.accept(i));
                 }
             }
-            if stopped && self.busy == 0 && self.clients.is_empty() {
+            if stopped && self.busy == 0 && self.clients.len() == self.tunnel_slots {
                 break;
             }
         }
@@ -240,7 +251,42 @@ impl Reactor {
         match self.clients.get(key) {
             Some(Slot::Waiting { .. }) => self.on_readable(key),
             Some(Slot::Writing { .. }) => self.continue_writing(key),
+            Some(Slot::Tunnel(_)) => self.pump_tunnel(key),
+            Some(Slot::TunnelPeer { tls_key }) => {
+                let tls_key = *tls_key;
+                self.pump_tunnel(tls_key)
+            }
             _ => {}
+        }
+    }
+
+    fn start_tunnel(&mut self, key: usize, mut client: Box<Client>, mut pair: mio::net::UnixStream) {
+        let pair_key = self.clients.insert(Slot::TunnelPeer { tls_key: key });
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let registered = self.poll.registry().register(&mut pair, Token(pair_key), interest).is_ok()
+            && self.poll.registry().reregister(client.stream.source(), Token(key), interest).is_ok();
+        self.clients[key] = Slot::Tunnel(Box::new(Tunnel::new(client, pair, pair_key)));
+        self.tunnel_slots += 2;
+        if registered {
+            self.pump_tunnel(key);
+        } else {
+            self.close_tunnel(key);
+        }
+    }
+
+    fn pump_tunnel(&mut self, key: usize) {
+        let Some(Slot::Tunnel(tunnel)) = self.clients.get_mut(key) else { return };
+        if let Pumped::Closed = tunnel.pump() {
+            self.close_tunnel(key);
+        }
+    }
+
+    fn close_tunnel(&mut self, key: usize) {
+        if let Slot::Tunnel(mut tunnel) = self.clients.remove(key) {
+            let _ = self.poll.registry().deregister(&mut tunnel.pair);
+            let _ = self.poll.registry().deregister(tunnel.client.stream.source());
+            self.clients.remove(tunnel.pair_key);
+            self.tunnel_slots -= 2;
         }
     }
 
@@ -308,6 +354,12 @@ impl Reactor {
                     if let Some(slot) = self.clients.get_mut(token.0) {
                         *slot = Slot::Writing { client, out, deadline_gen: 0 };
                         self.continue_writing(token.0);
+                    }
+                }
+                Returned::Tunnel(Handoff { token, client }, pair) => {
+                    self.busy -= 1;
+                    if self.clients.contains(token.0) {
+                        self.start_tunnel(token.0, client, pair);
                     }
                 }
                 Returned::Released(token) => {
@@ -428,7 +480,9 @@ impl Reactor {
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client
             }
-            Slot::Busy => unreachable!("the reactor never removes a client the pool owns"),
+            Slot::Busy | Slot::Tunnel(_) | Slot::TunnelPeer { .. } => {
+                unreachable!("remove() is for clients waiting on or writing to the reactor")
+            }
         }
     }
 

@@ -372,7 +372,7 @@ impl Request {
     /// Ruby to wrap; the reactor forgets the connection.
     pub fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
         if rb_self.with(|h| h.client.stream.is_tls())? {
-            return Err(Error::new(ruby.exception_not_imp_error(), "rustpuma does not support hijacking TLS connections yet"));
+            return Self::hijack_tls(ruby, rb_self);
         }
         let fd = rb_self.with(|h| {
             let _ = rb_self.shared.registry.deregister(h.client.stream.source());
@@ -386,6 +386,26 @@ impl Request {
         state.hijacked = true;
         state.keep_alive = false;
         Ok(fd.into_raw_fd())
+    }
+
+    /// A TLS connection cannot be handed to Ruby as a descriptor: the app
+    /// gets one end of a socket pair and the reactor relays to the TLS
+    /// stream (tunnel.rs). The relay starts now, so an app that writes from
+    /// inside the hijack call (partial hijack) is never stuck.
+    fn hijack_tls(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
+        let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
+        let (app_end, our_end) = std::os::unix::net::UnixStream::pair().map_err(io_error)?;
+        our_end.set_nonblocking(true).map_err(io_error)?;
+        let handoff = rb_self
+            .handoff
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
+        rb_self.shared.give_back(Returned::Tunnel(handoff, mio::net::UnixStream::from_std(our_end)));
+        let mut state = rb_self.state.borrow_mut();
+        state.hijacked = true;
+        state.keep_alive = false;
+        Ok(app_end.into_raw_fd())
     }
 
     pub fn is_hijacked(rb_self: &Self) -> bool {

@@ -1,0 +1,127 @@
+//! Hijacked TLS connections (websockets over `ssl://`).
+//!
+//! Ruby cannot be given the TLS session itself, so a hijack on a TLS
+//! connection gives the app one end of a Unix socket pair, and the reactor
+//! pumps bytes between the other end and the TLS stream: decrypting what
+//! the client sends, encrypting what the app writes. To the app it is a
+//! plain socket, exactly as on a `tcp://` listener.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+
+use mio::net::UnixStream;
+
+use crate::client::Client;
+
+const CHUNK: usize = 16 * 1024;
+
+pub struct Tunnel {
+    pub client: Box<Client>,
+    pub pair: UnixStream,
+    /// The reactor's slot for `pair`.
+    pub pair_key: usize,
+    /// Decrypted bytes from the client not yet taken by the app.
+    to_app: Vec<u8>,
+    /// App bytes the TLS layer has not accepted yet.
+    to_client: Vec<u8>,
+    client_eof: bool,
+}
+
+pub enum Pumped {
+    Open,
+    /// Either side is done for good: drop the tunnel.
+    Closed,
+}
+
+impl Tunnel {
+    /// `client` still holds bytes read past the request (the first
+    /// websocket frames, say): they go to the app first.
+    pub fn new(mut client: Box<Client>, pair: UnixStream, pair_key: usize) -> Self {
+        let to_app = client.take_buffered();
+        Tunnel { client, pair, pair_key, to_app, to_client: Vec::new(), client_eof: false }
+    }
+
+    /// Moves bytes both ways until neither side can make progress (the
+    /// sockets are edge-triggered, so stopping early would lose a wake-up).
+    pub fn pump(&mut self) -> Pumped {
+        match self.pump_both() {
+            Ok(true) => Pumped::Open,
+            Ok(false) | Err(_) => Pumped::Closed,
+        }
+    }
+
+    fn pump_both(&mut self) -> io::Result<bool> {
+        let mut buf = [0u8; CHUNK];
+        loop {
+            let mut progress = false;
+
+            if self.to_app.is_empty() && !self.client_eof {
+                match self.client.stream.read(&mut buf) {
+                    Ok(0) => {
+                        self.client_eof = true;
+                        let _ = self.pair.shutdown(Shutdown::Write);
+                        progress = true;
+                    }
+                    Ok(n) => {
+                        self.to_app.extend_from_slice(&buf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !self.to_app.is_empty() {
+                match self.pair.write(&self.to_app) {
+                    Ok(n) => {
+                        self.to_app.drain(..n);
+                        progress |= n > 0;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+
+            if self.to_client.is_empty() {
+                match self.pair.read(&mut buf) {
+                    // The app closed its socket: what it wrote is flushed
+                    // below, then the connection ends.
+                    Ok(0) => return self.finish(),
+                    Ok(n) => {
+                        self.to_client.extend_from_slice(&buf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !self.to_client.is_empty() {
+                match self.client.stream.write_vectored(&[IoSlice::new(&self.to_client)]) {
+                    Ok(n) => {
+                        self.to_client.drain(..n);
+                        progress |= n > 0;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.client.stream.flush_pending()?;
+
+            if !progress {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Best effort: send what is left, then let the caller close.
+    fn finish(&mut self) -> io::Result<bool> {
+        if !self.to_client.is_empty() {
+            let _ = self.client.stream.write_vectored(&[IoSlice::new(&self.to_client)]);
+        }
+        let _ = self.client.stream.flush_pending();
+        Ok(false)
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
+}
