@@ -92,6 +92,23 @@ class TestHttpEdges < Minitest::Test
     websocket_echo(ssl)
   end
 
+  # A client may send its first frame right behind the upgrade request; those
+  # bytes were already read with the request and must reach the app.
+  def test_websocket_frame_sent_with_the_handshake_is_not_lost
+    start(%(bind "tcp://127.0.0.1:0"\n))
+    socket = TCPSocket.new("127.0.0.1", port_of("http"))
+    key = SecureRandom.base64(16)
+    request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+              "Sec-WebSocket-Key: #{key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    socket.write(request + ws_frame(1, "early bird"))
+    assert_equal 101, RawHTTP.read_response(socket, head: true).status
+    assert_equal [1, "early bird"], ws_read(socket)
+    ws_send(socket, 1, "then more")
+    assert_equal [1, "then more"], ws_read(socket)
+  ensure
+    socket&.close
+  end
+
   def websocket_echo(socket)
     key = SecureRandom.base64(16)
     socket.write("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
@@ -247,9 +264,14 @@ class TestHttpEdges < Minitest::Test
   end
 
   def ws_send(socket, opcode, payload)
+    socket.write(ws_frame(opcode, payload))
+  end
+
+  # A masked client frame (payloads under 126 bytes).
+  def ws_frame(opcode, payload)
     mask = SecureRandom.random_bytes(4).bytes
     masked = payload.bytes.each_with_index.map { |b, i| b ^ mask[i % 4] }
-    socket.write([0x80 | opcode, 0x80 | payload.bytesize, *mask, *masked].pack("C*"))
+    [0x80 | opcode, 0x80 | payload.bytesize, *mask, *masked].pack("C*")
   end
 
   def ws_read(socket)

@@ -114,6 +114,10 @@ impl Client {
         !self.buf.is_empty() || matches!(self.progress, Progress::Body { .. })
     }
 
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Bytes read past the current request, for whoever takes the
     /// connection over (a hijacked TLS tunnel).
     pub fn take_buffered(&mut self) -> Vec<u8> {

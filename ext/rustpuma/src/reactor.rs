@@ -62,7 +62,8 @@ pub enum Returned {
     Respond(Handoff, Outgoing),
     /// Closed or hijacked by the pool: the slot can be reused.
     Released(Token),
-    /// A hijacked TLS connection: relay it to the app's end of this pair.
+    /// A relayed hijack (TLS, or bytes already buffered): pump it to the
+    /// app's end of this pair.
     Tunnel(Handoff, mio::net::UnixStream),
 }
 

@@ -371,8 +371,11 @@ impl Request {
     /// Full hijack: the app takes the socket. Returns a new descriptor for
     /// Ruby to wrap; the reactor forgets the connection.
     pub fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
-        if rb_self.with(|h| h.client.stream.is_tls())? {
-            return Self::hijack_tls(ruby, rb_self);
+        // Bytes the client sent after the request (a first websocket frame)
+        // are already in our buffer; the relay delivers them, a raw
+        // descriptor could not.
+        if rb_self.with(|h| h.client.stream.is_tls() || h.client.has_buffered())? {
+            return Self::hijack_relayed(ruby, rb_self);
         }
         let fd = rb_self.with(|h| {
             let _ = rb_self.shared.registry.deregister(h.client.stream.source());
@@ -392,7 +395,7 @@ impl Request {
     /// gets one end of a socket pair and the reactor relays to the TLS
     /// stream (tunnel.rs). The relay starts now, so an app that writes from
     /// inside the hijack call (partial hijack) is never stuck.
-    fn hijack_tls(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
+    fn hijack_relayed(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
         let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
         let (app_end, our_end) = std::os::unix::net::UnixStream::pair().map_err(io_error)?;
         our_end.set_nonblocking(true).map_err(io_error)?;

@@ -1,10 +1,11 @@
-//! Hijacked TLS connections (websockets over `ssl://`).
+//! Hijacked connections that cannot simply be handed to Ruby as a file
+//! descriptor: TLS ones (websockets over `ssl://`), and plain ones whose
+//! client already sent bytes past the request (they sit in our buffer).
 //!
-//! Ruby cannot be given the TLS session itself, so a hijack on a TLS
-//! connection gives the app one end of a Unix socket pair, and the reactor
-//! pumps bytes between the other end and the TLS stream: decrypting what
-//! the client sends, encrypting what the app writes. To the app it is a
-//! plain socket, exactly as on a `tcp://` listener.
+//! The app gets one end of a Unix socket pair, and the reactor pumps bytes
+//! between the other end and the client's stream: for TLS, decrypting what
+//! the client sends and encrypting what the app writes. To the app it is a
+//! plain socket, exactly as a direct hijack on a `tcp://` listener.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
