@@ -114,7 +114,7 @@ module Rustpuma
       elsif body.respond_to?(:to_ary) && (parts = body.to_ary).is_a?(Array)
         req.respond(status, headers, parts.map(&:to_s), Const::RESPOND_NORMAL)
       elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
-        headers["content-length"] = File.size(path).to_s unless content_length?(headers)
+        headers = headers.merge("content-length" => File.size(path).to_s) unless content_length?(headers)
         req.send_file(path) if req.respond(status, headers, nil, Const::RESPOND_NORMAL)
       elsif body.respond_to?(:each)
         return unless req.respond(status, headers, nil, Const::RESPOND_NORMAL)
@@ -166,9 +166,10 @@ module Rustpuma
       [status, { "content-type" => "text/plain" }, [body]]
     end
 
-    # Rack 2 allows any object that responds to `each` as headers.
+    # Rack 2 allows any object that responds to `each` as headers. A Hash is
+    # used as it is (never modified here).
     def plain_hash(headers)
-      return headers.dup if headers.instance_of?(Hash)
+      return headers if headers.is_a?(Hash)
 
       hash = {}
       headers.each { |k, v| hash[k] = v }
