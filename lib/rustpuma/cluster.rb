@@ -21,7 +21,15 @@ module Rustpuma
   # inherited); USR1 phased restart (one worker at a time; a hot restart
   # when the app is preloaded, as in Puma); TTIN/TTOU one more/less worker;
   # HUP reopens redirected logs (in the workers too), or stops when nothing
-  # is redirected; CHLD wakes the supervisor loop.
+  # is redirected; CHLD wakes the supervisor loop; URG reforks (fork_worker).
+  #
+  # With `fork_worker` the master forks worker 0 only; worker 0 forks every
+  # other worker when the master asks (a line with the index on the fork
+  # pipe) and reports its pid ("f<pid>:<index>"); the forked worker then
+  # talks to the master like any other. A refork (URG, the control app's
+  # /refork, or automatically once worker 0 has served `fork_worker`
+  # requests) bumps the phase, runs before_refork in worker 0 and replaces
+  # the other workers one at a time with fresh forks of worker 0.
   #
   # Created by Launcher#select_runner when workers > 0.
   class Cluster
@@ -51,11 +59,13 @@ module Rustpuma
       @started_at = Time.now
       @master_pid = Process.pid
       @buffer = +""
+      @refork_requested = false
+      @reforking = nil
     end
 
     def run
       log_banner
-      @binder = Binder.new(@log_writer, store: @options[:store])
+      @binder = Binder.new(@log_writer, store: @options[:store], bind_to_activated: @options[:bind_to_activated_sockets])
       begin
         @binder.parse(@options[:binds])
       rescue SystemCallError, ArgumentError => e
@@ -66,6 +76,7 @@ module Rustpuma
 
       @read, @write = IO.pipe            # workers -> master, and wake-ups
       @check_pipe, @suicide_pipe = IO.pipe # EOF in the workers when the master dies
+      @fork_pipe, @fork_writer = IO.pipe if fork_worker? # master -> worker 0
       trap_signals
       Process.setproctitle(title)
 
@@ -73,7 +84,7 @@ module Rustpuma
       spawn_workers
       supervise
     ensure
-      [@read, @write, @check_pipe, @suicide_pipe].each { |io| io&.close unless io&.closed? }
+      [@read, @write, @check_pipe, @suicide_pipe, @fork_pipe, @fork_writer].each { |io| io&.close unless io&.closed? }
     end
 
     # Graceful stop of everything (or, with Launcher#restart, of the workers
@@ -97,6 +108,20 @@ module Rustpuma
       @phased_restart = true
       wakeup!
       true
+    end
+
+    # fork_worker: replaces every worker but worker 0 with a fresh fork of
+    # worker 0 (phase + 1). False when fork_worker is off.
+    def refork
+      return false unless fork_worker?
+
+      @refork_requested = true
+      wakeup!
+      true
+    end
+
+    def fork_worker?
+      @options[:fork_worker] ? true : false
     end
 
     def reload_worker_directory
@@ -138,10 +163,9 @@ module Rustpuma
       log "*  Environment: #{@config.environment}"
       log "*   Master PID: #{Process.pid}"
       log "*      Workers: #{@options[:workers]}"
-      if @options[:fork_worker]
-        log "! rustpuma does not support fork_worker yet; the master forks every worker (no refork)"
-      end
-      log(@options[:preload_app] ? "*     Restarts: (\u2714) hot (\u2716) phased" : "*     Restarts: (\u2714) hot (\u2714) phased")
+      mark = ->(yes) { yes ? "\u2714" : "\u2716" }
+      log "*     Restarts: (#{mark.call(true)}) hot (#{mark.call(!@options[:preload_app])}) phased " \
+          "(#{mark.call(fork_worker?)}) refork"
     end
 
     def load_app
@@ -171,6 +195,7 @@ module Rustpuma
       @next_check = Time.now
       while @status == :run
         start_phased_restart if @phased_restart
+        start_refork if @refork_requested
         check_workers
         timeout = [@next_check - Time.now, 0].max
         read_messages if @read.wait_readable(timeout)
@@ -222,6 +247,7 @@ module Rustpuma
       w = @workers.find { |x| x.pid == pid }
       unless w
         @log_writer.debug "Out-of-sync worker list, no #{pid} worker"
+        stray_worker(pid) if kind == "b" || kind == "f"
         return
       end
 
@@ -231,11 +257,36 @@ module Rustpuma
         log "- Worker #{w.index} (PID: #{pid}) booted in #{w.uptime.round(2)}s, phase: #{w.phase}"
         @next_check = Time.now
       when "e" then w.term!
-      when "t" then w.term unless w.term?
+      when "t"
+        w.term unless w.term?
+        @next_check = Time.now # reap and replace it (fork_worker: once worker 0 has)
       when "p"
         w.ping!(parse_status(rest.sub(/\A\d+/, "")))
         booted! if !@booted && @workers.size >= @options[:workers] && @workers.all? { |x| x.booted? && !x.last_status.empty? }
+        auto_refork(w)
       end
+    end
+
+    # A worker forked by worker 0 for an index the master no longer waits
+    # for (it gave up on it): nobody would supervise it.
+    def stray_worker(pid)
+      return unless fork_worker?
+
+      log "! Stopping unexpected worker #{pid}"
+      Process.kill("TERM", pid)
+    rescue SystemCallError
+      nil
+    end
+
+    # `fork_worker N`: the first refork happens once worker 0 has served N
+    # requests (as Puma: only while worker 0 is in phase 0).
+    def auto_refork(w)
+      limit = @options[:fork_worker].to_i
+      return unless fork_worker? && limit.positive? && w.index.zero? && w.phase.zero?
+      return unless @status == :run && @booted && !@reforking && !@refork_requested
+      return unless w.last_status[:requests_count].to_i >= limit
+
+      refork
     end
 
     def parse_status(json)
@@ -305,10 +356,38 @@ module Rustpuma
 
       missing.times do
         idx = next_worker_index
-        pid = spawn_worker(idx)
+        if fork_worker? && idx != 0
+          # Worker 0 forks it (once it is up); the pid comes with "f"/"b".
+          w0 = worker_zero
+          break unless w0&.booted? && !w0.term?
+
+          tell_worker_zero(idx.to_s)
+          pid = nil
+        else
+          drain_fork_pipe if fork_worker?
+          pid = spawn_worker(idx)
+        end
         @log_writer.debug "Spawned worker: #{pid}"
         @workers << WorkerHandle.new(idx, pid, @phase, @options)
       end
+    end
+
+    def worker_zero
+      @workers.find { |w| w.index.zero? }
+    end
+
+    def tell_worker_zero(line)
+      @fork_writer.write_nonblock("#{line}\n", exception: false)
+    rescue IOError, SystemCallError
+      nil
+    end
+
+    # Before forking a new worker 0: requests meant for the previous one
+    # must not reach it.
+    def drain_fork_pipe
+      loop { break unless @fork_pipe.read_nonblock(4096, exception: false).is_a?(String) }
+    rescue IOError, SystemCallError
+      nil
     end
 
     def spawn_worker(idx)
@@ -324,9 +403,13 @@ module Rustpuma
       @read.close
       @suicide_pipe.close
       @control&.close_in_child
+      pipes = { check_pipe: @check_pipe, worker_write: @write }
+      if fork_worker?
+        @fork_writer.close
+        pipes[:fork_pipe] = @fork_pipe
+      end
       Worker.new(index: idx, master: @master_pid, launcher: @launcher, log_writer: @log_writer,
-                 binder: @binder, app: @app,
-                 pipes: { check_pipe: @check_pipe, worker_write: @write }).run
+                 binder: @binder, app: @app, pipes: pipes).run
     end
 
     def next_worker_index
@@ -353,7 +436,8 @@ module Rustpuma
     # KILL after worker_shutdown_timeout).
     def wait_workers
       @workers.reject! do |w|
-        next false if w.pid.nil?
+        # Not forked yet by worker 0: dropped if it timed out.
+        next w.term? if w.pid.nil?
 
         begin
           if Process.wait(w.pid, Process::WNOHANG)
@@ -366,15 +450,28 @@ module Rustpuma
             false
           end
         rescue Errno::ECHILD
-          begin
-            Process.kill(0, w.pid)
+          # Not our child (fork_worker: worker 0's): gone once it is not
+          # running any more; a zombie waits for its parent to reap it.
+          if running?(w.pid)
             w.term if w.term?
             false
-          rescue Errno::ESRCH, Errno::EPERM
+          else
+            log "! Worker #{w.index} (PID: #{w.pid}) exited unexpectedly" unless w.term?
+            @respawn_after = Time.now + RESPAWN_BACKOFF unless w.booted?
             true
           end
         end
       end
+      # Requests to a worker 0 that is gone will not be served.
+      @workers.reject! { |w| w.pid.nil? } if fork_worker? && !worker_zero
+    end
+
+    def running?(pid)
+      Process.kill(0, pid)
+      state = File.read("/proc/#{pid}/stat")[/\) (\w)/, 1] rescue nil # rubocop:disable Style/RescueModifier
+      state != "Z" && state != "X"
+    rescue Errno::ESRCH, Errno::EPERM
+      false
     end
 
     def cull_workers
@@ -382,6 +479,8 @@ module Rustpuma
       return if extra < 1
 
       sorted = @workers.reject(&:term?).sort_by(&:started_at)
+      # fork_worker: worker 0 is the others' parent; it stays.
+      sorted.reject! { |w| w.index.zero? } if fork_worker?
       victims = @options[:worker_culling_strategy].to_s == "oldest" ? sorted.first(extra) : sorted.last(extra)
       victims.each do |w|
         log "- Worker #{w.index} (PID: #{w.pid}) terminating"
@@ -399,6 +498,31 @@ module Rustpuma
       @next_check = Time.now
     end
 
+    # fork_worker: worker 0 runs before_refork, then the others are replaced
+    # by phase_out_worker one at a time, forked from worker 0 as usual.
+    def start_refork
+      @refork_requested = false
+      w0 = worker_zero
+      if @reforking
+        @log_writer.debug "Refork already in progress (phase #{@reforking})"
+        return
+      end
+      unless w0&.booted? && !w0.term?
+        log "! Refork not possible now: worker 0 is not running"
+        return
+      end
+
+      @phase += 1
+      w0.phase = @phase
+      @reforking = @phase
+      log "- Starting worker refork, phase: #{@phase}"
+      Systemd.notify("RELOADING=1")
+      reload_worker_directory
+      tell_worker_zero("r#{@phase}")
+      @phase_announced = false
+      @next_check = Time.now
+    end
+
     # One old-phase worker at a time, and only once all the others are up.
     def phase_out_worker
       return unless @status == :run
@@ -408,14 +532,20 @@ module Rustpuma
       unless w
         if @phase.positive? && !@phase_announced
           @phase_announced = true
-          log "- Phased restart complete, phase: #{@phase}"
+          if @reforking
+            @reforking = nil
+            log "- Worker refork complete, phase: #{@phase}"
+            tell_worker_zero("a#{@phase}")
+          else
+            log "- Phased restart complete, phase: #{@phase}"
+          end
           Systemd.notify("READY=1")
         end
         return
       end
       return if w.term?
 
-      log "- Stopping #{w.pid} for phased upgrade..."
+      log "- Stopping #{w.pid} for #{@reforking ? 'refork' : 'phased upgrade'}..."
       w.term
       log "- #{w.signal} sent to #{w.pid}..."
     end
@@ -458,6 +588,7 @@ module Rustpuma
         wakeup!
       end
       Signal.trap("CHLD") { wakeup! }
+      Signal.trap("URG") { refork } if fork_worker?
       Signal.trap("QUIT") { halt } # pumactl halt without a control app
       Signal.trap("HUP") do
         if @options[:redirect_stdout] || @options[:redirect_stderr]

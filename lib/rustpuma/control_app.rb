@@ -44,7 +44,7 @@ module Rustpuma
         when "halt" then after_reply(env) { halt } && 200
         when "restart" then after_reply(env) { @launcher.restart } && 200
         when "phased-restart" then phased_restart ? 200 : 404
-        when "refork" then 404
+        when "refork" then runner.respond_to?(:refork) && runner.refork ? 200 : 404
         when "reload-worker-directory"
           runner.respond_to?(:reload_worker_directory) && runner.reload_worker_directory ? 200 : 404
         when "gc" then GC.start || 200

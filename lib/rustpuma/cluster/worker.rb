@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "json"
+require "socket"
 
 module Rustpuma
   class Cluster
@@ -14,8 +15,31 @@ module Rustpuma
     # Messages to the master, one line each (atomic pipe writes):
     #   b<pid>:<index>   booted          p<pid><json>   check-in with stats
     #   e<pid>           got TERM        t<pid>         exiting
+    #   f<pid>:<index>   (worker 0, fork_worker) forked worker <index>
+    #   !                (worker 0, fork_worker) one of its workers was reaped
+    #
+    # With `fork_worker`, worker 0 also reads the master's fork pipe, one
+    # line per request:
+    #   <index>    fork worker <index> (a normal worker from then on)
+    #   r<phase>   a refork starts: run the before_refork hooks
+    #   a<phase>   the refork is complete: run the after_refork hooks
+    # Worker 0 keeps serving while it forks. The child never touches worker
+    # 0's native objects (their threads do not exist in the child): it keeps
+    # them referenced so that they are never freed, closes the descriptors
+    # they own (the reactor's epoll and eventfd, its copies of the
+    # listeners, worker 0's client connections) and builds its own Server,
+    # exactly as a worker forked by the master does.
     class Worker
       attr_reader :index, :master
+
+      # Worker 0's native objects, as inherited by a worker it forked: kept
+      # referenced forever so that the child never runs their destructors
+      # (which would close descriptors the child has reused, or take locks
+      # that a thread of worker 0 held at the fork).
+      @inherited_natives = []
+      class << self
+        attr_reader :inherited_natives
+      end
 
       def initialize(index:, master:, launcher:, log_writer:, binder:, app:, pipes:)
         @index = index
@@ -28,7 +52,10 @@ module Rustpuma
         @app = app
         @check_pipe = pipes[:check_pipe]
         @worker_write = pipes[:worker_write]
+        @fork_pipe = pipes[:fork_pipe]
         @write_lock = Mutex.new
+        @children = {} # pid => index, the workers this one forked (worker 0)
+        @stopping = false
       end
 
       def run
@@ -39,14 +66,20 @@ module Rustpuma
 
         @config.run_hooks(:before_worker_boot, @index)
         begin
-          app = @app || @config.app
-          @server = Server.new(app, @options, @binder, @log_writer,
+          @app ||= @config.app
+          @server = Server.new(@app, @options, @binder, @log_writer,
                                thread_hook: ->(name) { @config.run_hooks(name) })
+          before = open_fds if fork_parent?
           @server.run
+          # The descriptors the native server opened for itself: a worker
+          # forked from this one closes them.
+          @server_fds = open_fds - before if fork_parent?
           # The native server holds duplicates; without these the listening
           # sockets close as soon as the server stops (new clients are then
           # refused, or served by the other workers, not left waiting).
-          @binder.close(unlink: false)
+          # Worker 0 under fork_worker keeps them for the workers it forks
+          # and closes them when it stops.
+          @binder.close(unlink: false) unless fork_parent?
         rescue Exception => e # rubocop:disable Lint/RescueException -- as Puma: any boot failure ends the worker
           @log_writer.log "! Unable to start worker"
           @log_writer.log "#{e.class}: #{e.message}"
@@ -57,9 +90,15 @@ module Rustpuma
         return unless tell("b#{Process.pid}:#{@index}")
 
         start_check_in
+        start_fork_loop if fork_parent?
         @stop_reader.read(1) # TERM (or the master's death) arrives here
+        @stopping = true
         tell("e#{Process.pid}")
         @server.stop
+        if fork_parent?
+          @binder.close(unlink: false)
+          @fork_pipe.close unless @fork_pipe.closed? # ends the fork loop
+        end
         @server.join
         @config.run_hooks(:before_worker_shutdown, @index)
       ensure
@@ -68,6 +107,11 @@ module Rustpuma
       end
 
       private
+
+      # Worker 0 in fork_worker mode: the one that forks the others.
+      def fork_parent?
+        !@fork_pipe.nil?
+      end
 
       def title
         @launcher.process_title("rustpuma: cluster worker #{@index}: #{@master}")
@@ -78,7 +122,12 @@ module Rustpuma
         Signal.trap("TERM") { @stop_writer.write_nonblock(".", exception: false) }
         Signal.trap("INT", "IGNORE") # Ctrl-C reaches the whole group; the master decides
         %w[USR1 USR2 TTIN TTOU URG].each { |sig| Signal.trap(sig, "IGNORE") }
-        Signal.trap("CHLD", "DEFAULT")
+        if fork_parent?
+          @chld_reader, @chld_writer = IO.pipe
+          Signal.trap("CHLD") { @chld_writer.write_nonblock(".", exception: false) }
+        else
+          Signal.trap("CHLD", "DEFAULT")
+        end
         Signal.trap("HUP") do
           @launcher.redirect_io if @options[:redirect_stdout] || @options[:redirect_stderr]
         end
@@ -113,6 +162,159 @@ module Rustpuma
         true
       rescue SystemCallError, IOError
         false
+      end
+
+      # -- fork_worker (worker 0) ------------------------------------------------
+
+      def start_fork_loop
+        Thread.new do
+          Thread.current.name = "rustpuma worker fork"
+          buffer = +""
+          loop do
+            ready, = IO.select([@fork_pipe, @chld_reader])
+            reap_children if ready.include?(@chld_reader)
+            next unless ready.include?(@fork_pipe)
+
+            buffer << @fork_pipe.read_nonblock(4096)
+            while (nl = buffer.index("\n"))
+              fork_request(buffer.slice!(0, nl + 1).chomp)
+            end
+          rescue IO::WaitReadable
+            next
+          rescue EOFError, IOError, Errno::EBADF
+            break # stopping: the pipe was closed
+          rescue StandardError => e
+            @log_writer.unknown_error(e, "fork loop")
+          end
+        end
+      end
+
+      def fork_request(line)
+        case line[0]
+        when "r" then @config.run_hooks(:before_refork, nil)
+        when "a" then @config.run_hooks(:after_refork, nil)
+        else
+          idx = Integer(line, exception: false)
+          fork_worker(idx) if idx&.positive? && !@stopping
+        end
+      end
+
+      def fork_worker(idx)
+        @config.run_hooks(:before_worker_fork, idx)
+        # No GC between the fork and the child's adopting the native objects
+        # of this process (see Worker.inherited_natives).
+        gc_was_disabled = GC.disable
+        pid = begin
+          Process.fork { forked_worker(idx, gc_was_disabled) }
+        ensure
+          GC.enable unless gc_was_disabled
+        end
+        @children[pid] = idx
+        @config.run_hooks(:after_worker_fork, idx)
+        tell("f#{pid}:#{idx}")
+      rescue SystemCallError => e
+        @log_writer.log "! Could not fork worker #{idx}: #{e.message}"
+      end
+
+      # A worker this one forked has exited: reap it (only our own children,
+      # never the app's) and wake the master up so it replaces it now.
+      def reap_children
+        @chld_reader.read_nonblock(1024, exception: false)
+        reaped = @children.keys.select do |pid|
+          Process.wait(pid, Process::WNOHANG)
+        rescue Errno::ECHILD
+          true
+        end
+        reaped.each { |pid| @children.delete(pid) }
+        tell("!") unless reaped.empty?
+      end
+
+      # In a worker forked by worker 0, right after the fork: drop everything
+      # that belongs to worker 0 and become a normal worker.
+      def forked_worker(idx, gc_was_disabled)
+        natives = ObjectSpace.each_object(Native::Server).to_a + ObjectSpace.each_object(Native::Request).to_a
+        Worker.inherited_natives.concat(natives)
+        GC.enable unless gc_was_disabled
+
+        Signal.trap("CHLD", "DEFAULT")
+        [@fork_pipe, @chld_reader, @chld_writer, @stop_reader, @stop_writer].each do |io|
+          io.close unless io.closed?
+        end
+        close_inherited_descriptors
+        Worker.new(index: idx, master: @master, launcher: @launcher, log_writer: @log_writer,
+                   binder: @binder, app: @app,
+                   pipes: { check_pipe: @check_pipe, worker_write: @worker_write }).run
+      end
+
+      def open_fds
+        Dir.children("/proc/self/fd").map(&:to_i)
+      rescue SystemCallError
+        []
+      end
+
+      # Worker 0's native server's own descriptors (epoll, eventfd), and
+      # every socket on one of the listeners' addresses that is not one of
+      # the binder's listeners (the native server's listener copies and
+      # worker 0's client connections, hijacked ones included). The child still
+      # holding them would keep worker 0's connections open after worker 0
+      # closes them. Ruby IOs wrapping one of them are marked closed without
+      # closing the descriptor again later.
+      def close_inherited_descriptors
+        keep = [0, 1, 2] + [@check_pipe, @worker_write, *@binder.listeners.map(&:io)].map(&:fileno)
+        listening = @binder.listeners.map { |l| address_key(l.io.local_address) }.compact
+        doomed = open_fds.select do |fd|
+          next false if keep.include?(fd)
+
+          target = fd_target(fd)
+          if target.start_with?("socket:")
+            served_socket?(fd, listening) # covers the server's own listener copies
+          else
+            @server_fds.include?(fd) && target.start_with?("anon_inode:")
+          end
+        end
+        return if doomed.empty?
+
+        ObjectSpace.each_object(IO) do |io|
+          next if io.closed? || !doomed.include?(io.fileno)
+
+          io.autoclose = false
+          io.close
+        rescue IOError, SystemCallError
+          nil
+        end
+        doomed.each do |fd|
+          IO.for_fd(fd, autoclose: true).close
+        rescue SystemCallError, IOError, ArgumentError
+          nil
+        end
+      end
+
+      def fd_target(fd)
+        File.readlink("/proc/self/fd/#{fd}")
+      rescue SystemCallError
+        ""
+      end
+
+      def served_socket?(fd, listening)
+        sock = Socket.for_fd(fd)
+        sock.autoclose = false
+        key = address_key(sock.local_address)
+        sock.close
+        listening.any? { |l| key && l[0] == key[0] && l[2] == key[2] && (l[1].nil? || l[1] == key[1]) }
+      rescue SystemCallError, IOError, ArgumentError, SocketError
+        false
+      end
+
+      # [family, host (nil: any), port or path]
+      def address_key(addr)
+        if addr.ip?
+          ip = addr.ip_address.sub(/\A::ffff:(?=\d+\.)/, "")
+          [:ip, %w[0.0.0.0 ::].include?(ip) ? nil : ip, addr.ip_port]
+        elsif addr.unix?
+          [:unix, nil, addr.unix_path]
+        end
+      rescue SocketError
+        nil
       end
     end
   end
