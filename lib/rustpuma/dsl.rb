@@ -27,7 +27,6 @@ module Rustpuma
       max_fast_inline
       fiber_per_request
       queue_requests
-      drain_on_shutdown
       shutdown_debug
       raise_exception_on_sigterm
     ].freeze

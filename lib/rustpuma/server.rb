@@ -100,6 +100,7 @@ module Rustpuma
         supported_http_methods: supported_methods,
         proxy_protocol: @options[:remote_address] == :proxy_protocol,
         debug: @log_writer.debug?,
+        drain_on_shutdown: @options[:drain_on_shutdown] ? true : false,
       }
     end
   end

@@ -37,6 +37,8 @@ pub struct Limits {
     pub proxy_protocol: bool,
     /// `debug`: log what is otherwise dropped silently (TLS failures).
     pub debug: bool,
+    /// `drain_on_shutdown`: serve the backlog's connections on a stop.
+    pub drain_on_shutdown: bool,
 }
 
 /// Why a request cannot be served; the reactor answers with `status` and

@@ -219,6 +219,10 @@ impl Reactor {
         if self.shared.stopping() {
             return;
         }
+        self.accept_pending(index);
+    }
+
+    fn accept_pending(&mut self, index: usize) {
         loop {
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else { return };
             match listener.accept() {
@@ -414,6 +418,11 @@ impl Reactor {
     }
 
     fn stop_accepting(&mut self) {
+        if self.limits.drain_on_shutdown {
+            // Connections already in the kernel's backlog are taken and
+            // served instead of being reset when the listener closes.
+            (0..self.listeners.len()).for_each(|i| self.accept_pending(i));
+        }
         for slot in self.listeners.iter_mut() {
             if let Some(mut listener) = slot.take() {
                 let _ = self.poll.registry().deregister(listener.source());

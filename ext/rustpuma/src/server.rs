@@ -85,11 +85,13 @@ impl Server {
         let methods: Option<Vec<String>> = options.lookup(ruby.to_symbol("supported_http_methods"))?;
         let proxy_protocol: Option<bool> = options.lookup(ruby.to_symbol("proxy_protocol"))?;
         let debug: Option<bool> = options.lookup(ruby.to_symbol("debug"))?;
+        let drain_on_shutdown: Option<bool> = options.lookup(ruby.to_symbol("drain_on_shutdown"))?;
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
         let (reactor, shared) =
             Reactor::new(natives, requests_tx, timeouts, Limits { max_body, errors_to_app: errors_to_app.unwrap_or(false), methods: methods.map(Into::into),
             proxy_protocol: proxy_protocol.unwrap_or(false),
             debug: debug.unwrap_or(false),
+            drain_on_shutdown: drain_on_shutdown.unwrap_or(false),
         }).map_err(io_error)?;
         Ok(Server {
             reactor: Mutex::new(Some(reactor)),
