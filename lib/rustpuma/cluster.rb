@@ -590,14 +590,7 @@ module Rustpuma
       Signal.trap("CHLD") { wakeup! }
       Signal.trap("URG") { refork } if fork_worker?
       Signal.trap("QUIT") { halt } # pumactl halt without a control app
-      Signal.trap("HUP") do
-        if @options[:redirect_stdout] || @options[:redirect_stderr]
-          @launcher.redirect_io
-          @workers.each(&:hup)
-        else
-          stop
-        end
-      end
+      Signal.trap("HUP") { @launcher.hup { @workers.each(&:hup) } }
     end
   end
 end

@@ -51,6 +51,17 @@ module Rustpuma
       @restarting
     end
 
+    # SIGHUP, as in Puma: with stdout_redirect, reopen the log files (the
+    # block does the same for workers); without, stop gracefully.
+    def hup
+      if @options[:redirect_stdout] || @options[:redirect_stderr]
+        redirect_io
+        yield if block_given?
+      else
+        stop
+      end
+    end
+
     # Puma's process titles, with the `tag` appended: by default the serving
     # (or master) process's `rustpuma 0.1.0 (tcp://0.0.0.0:9292) [tag]`.
     def process_title(base = "rustpuma #{VERSION} (#{Array(@options[:binds]).join(',')})")

@@ -116,13 +116,7 @@ module Rustpuma
         end
       end
       Signal.trap("USR2") { @launcher.restart }
-      Signal.trap("HUP") do
-        if @options[:redirect_stdout] || @options[:redirect_stderr]
-          @launcher.redirect_io
-        else
-          stop
-        end
-      end
+      Signal.trap("HUP") { @launcher.hup }
     end
   end
 end
