@@ -185,19 +185,21 @@ impl Request {
         } else if has_body {
             match parts {
                 Some(parts) => {
-                    let frozen = ruby.ary_new_capa(parts.len());
-                    let mut total = 0;
-                    for part in parts.into_iter() {
-                        let s = RString::new_frozen(RString::try_convert(part)?);
-                        total += s.len();
-                        frozen.push(s)?;
-                    }
+                    // Handler passes Strings only (`map(&:to_s)`), so no Ruby
+                    // code runs here and `parts` keeps every one alive.
+                    let strings: Vec<RString> =
+                        parts.into_iter().map(RString::try_convert).collect::<Result<_, _>>()?;
+                    let total: usize = strings.iter().map(|s| s.len()).sum();
                     if total >= ZERO_COPY_MIN && !app_chunked {
+                        let frozen = ruby.ary_new_capa(strings.len());
+                        for s in &strings {
+                            frozen.push(RString::new_frozen(*s))?;
+                        }
                         large = Some(BoxValue::new(frozen));
                     } else {
-                        for s in frozen.into_iter() {
+                        for s in &strings {
                             // SAFETY: copied while holding the GVL, as above.
-                            body.push(unsafe { RString::from_value(s).expect("frozen above").as_slice() }.to_vec());
+                            body.push(unsafe { s.as_slice() }.to_vec());
                         }
                     }
                     if content_length.is_none() && !app_chunked {
