@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,11 +74,22 @@ pub struct Shared {
     returns: Sender<Returned>,
     command: AtomicU8,
     pub requests_count: AtomicU64,
+    /// The reactor is (about to be) blocked in epoll_wait.
+    reactor_asleep: AtomicBool,
 }
 
 impl Shared {
+    /// Hands a connection back. The eventfd write (and the reactor's
+    /// wake-up) is skipped while the reactor is awake anyway: it drains the
+    /// channel before it sleeps again (see `Reactor::run`).
     pub fn give_back(&self, returned: Returned) {
-        if self.returns.send(returned).is_ok() {
+        if self.returns.send(returned).is_err() {
+            return;
+        }
+        // Pairs with the fence in `Reactor::run`: either we see the flag, or
+        // the reactor sees our message before it sleeps.
+        fence(Ordering::SeqCst);
+        if self.reactor_asleep.load(Ordering::SeqCst) {
             let _ = self.waker.wake();
         }
     }
@@ -146,6 +157,7 @@ impl Reactor {
             returns: returns_tx,
             command: AtomicU8::new(Command::Run as u8),
             requests_count: AtomicU64::new(0),
+            reactor_asleep: AtomicBool::new(false),
         });
         let reactor = Reactor {
             poll,
@@ -172,8 +184,15 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut stopped = false;
         loop {
-            let timeout = self.next_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            // Announce the sleep before the last look at the return channel:
+            // a pool thread either sees the flag and wakes us, or its
+            // connection is seen here (both sides use SeqCst).
+            self.shared.reactor_asleep.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let timeout = if self.returns.is_empty() { self.next_timeout() } else { Some(Duration::ZERO) };
+            let polled = self.poll.poll(&mut events, timeout);
+            self.shared.reactor_asleep.store(false, Ordering::SeqCst);
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
