@@ -19,8 +19,10 @@ module Rustpuma
     def run
       @native = Native::Server.new(@binder.native_listeners, native_options)
       handler = Handler.new(@app, @options, @log_writer)
+      max = [@options[:max_threads].to_i, 1].max
       @pool = ThreadPool.new(@native, handler,
-                             max: [@options[:max_threads].to_i, 1].max,
+                             max: max,
+                             min: @options.fetch(:min_threads, max).to_i,
                              log_writer: @log_writer,
                              thread_hook: @thread_hook,
                              clean_thread_locals: @options[:clean_thread_locals],
@@ -73,7 +75,7 @@ module Rustpuma
       {
         backlog: @native.backlog,
         running: @pool.running,
-        pool_capacity: @pool.max - @pool.busy,
+        pool_capacity: @pool.capacity,
         busy_threads: @pool.busy,
         max_threads: @pool.max,
         requests_count: @native.requests_count,

@@ -1,0 +1,41 @@
+# frozen_string_literal: true
+
+require "helper"
+require "json"
+
+# `-t MIN:MAX` as in Puma: MIN threads at boot, more up to MAX while
+# requests keep every thread busy; Rustpuma.stats reports it with Puma's
+# field names.
+class TestThreadPool < Minitest::Test
+  APP = File.join(FIXTURES, "pool.ru")
+
+  def stats(server)
+    JSON.parse(RawHTTP.get(server.host, server.port, "/stats").body)
+  end
+
+  def test_pool_starts_at_min_and_grows_to_max_under_load
+    server = ServerProcess.new("-t", "1:3", APP).start
+    initial = stats(server)
+    # One thread at boot; taking this request left none waiting, so one
+    # spare was started (the pool always keeps one waiting, up to MAX).
+    assert_equal 2, initial["running"]
+    assert_equal 1, initial["busy_threads"]
+    assert_equal 3, initial["max_threads"]
+
+    blocked = 2.times.map do |i|
+      socket = server.connect
+      socket.write("GET /block?#{i} HTTP/1.1\r\nHost: x\r\n\r\n")
+      server.wait_for_output("blocked #{i}")
+      socket
+    end
+    busy = stats(server) # served by the third thread while two are blocked
+    assert_equal 3, busy["running"], "grown to MAX"
+    assert_equal 3, busy["busy_threads"], "two blocked requests plus this one"
+    assert_equal 0, busy["pool_capacity"]
+    2.times { RawHTTP.get(server.host, server.port, "/release") }
+    blocked.each { |s| assert_equal "released", RawHTTP.read_response(s).body }
+  ensure
+    blocked&.each(&:close)
+    server&.stop
+  end
+end
