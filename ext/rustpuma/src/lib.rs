@@ -19,6 +19,7 @@ pub mod reactor;
 pub mod request;
 pub mod server;
 pub mod socket;
+pub mod timers;
 pub mod tls;
 pub mod tunnel;
 

@@ -6,9 +6,8 @@
 //! Sockets are registered once, edge-triggered, and stay registered while a
 //! pool thread owns the client; the reactor ignores their events meanwhile
 //! and reads them when the client comes back (the data may already be there).
+//! Deadlines live in [`crate::timers`], relayed hijacks in [`crate::tunnel`].
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use crate::http::response::error_response;
 use crate::log;
 use crate::outgoing::Outgoing;
 use crate::socket::{Listener, WRITE_TIMEOUT};
+use crate::timers::Timers;
 use crate::tunnel::{Pumped, Tunnel};
 
 const WAKER: Token = Token(usize::MAX);
@@ -122,8 +122,7 @@ pub struct Reactor {
     poll: Poll,
     listeners: Vec<Option<Listener>>,
     clients: Slab<Slot>,
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    next_gen: u64,
+    timers: Timers,
     busy: usize,
     /// Slots held by TLS tunnels, which a graceful stop does not wait for
     /// (like Puma, hijacked connections are the app's business).
@@ -163,8 +162,7 @@ impl Reactor {
             poll,
             listeners: listeners.into_iter().map(Some).collect(),
             clients: Slab::new(),
-            timers: BinaryHeap::new(),
-            next_gen: 0,
+            timers: Timers::default(),
             busy: 0,
             tunnel_slots: 0,
             requests,
@@ -226,7 +224,7 @@ impl Reactor {
 
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let timer = self.timers.peek().map(|Reverse((at, _, _))| at.saturating_duration_since(now));
+        let timer = self.timers.next_in(now);
         let retry = self.retry_accept_at.map(|at| at.saturating_duration_since(now));
         match (timer, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -468,24 +466,14 @@ impl Reactor {
     }
 
     fn set_deadline(&mut self, key: usize, after: Duration) {
-        self.next_gen += 1;
-        let gen = self.next_gen;
-        match self.clients.get_mut(key) {
-            Some(Slot::Waiting { deadline_gen, .. }) | Some(Slot::Writing { deadline_gen, .. }) => {
-                *deadline_gen = gen;
-                self.timers.push(Reverse((Instant::now() + after, key, gen)));
-            }
-            _ => {}
+        if let Some(Slot::Waiting { deadline_gen, .. } | Slot::Writing { deadline_gen, .. }) = self.clients.get_mut(key) {
+            *deadline_gen = self.timers.set(key, after);
         }
     }
 
     fn expire_timers(&mut self) {
         let now = Instant::now();
-        while let Some(Reverse((at, key, gen))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((key, gen)) = self.timers.pop_expired(now) {
             match self.clients.get(key) {
                 Some(Slot::Waiting { deadline_gen, .. }) if *deadline_gen == gen => {}
                 Some(Slot::Writing { deadline_gen, .. }) if *deadline_gen == gen => {
