@@ -6,7 +6,8 @@
 //! Sockets are registered once, edge-triggered, and stay registered while a
 //! pool thread owns the client; the reactor ignores their events meanwhile
 //! and reads them when the client comes back (the data may already be there).
-//! Deadlines live in [`crate::timers`], relayed hijacks in [`crate::tunnel`].
+//! Deadlines are swept on the cadence of [`crate::timers`]; relayed hijacks
+//! live in [`crate::tunnel`].
 
 use std::io;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -22,7 +23,7 @@ use crate::http::response::error_response;
 use crate::log;
 use crate::outgoing::Outgoing;
 use crate::socket::{Listener, WRITE_TIMEOUT};
-use crate::timers::Timers;
+use crate::timers::Sweep;
 use crate::tunnel::{Pumped, Tunnel};
 
 const WAKER: Token = Token(usize::MAX);
@@ -105,13 +106,13 @@ impl Shared {
 }
 
 enum Slot {
-    /// The reactor owns the client; `deadline_gen` matches its live timer.
-    Waiting { client: Box<Client>, deadline_gen: u64 },
+    /// The reactor owns the client until `deadline` (checked by the sweep).
+    Waiting { client: Box<Client>, deadline: Instant },
     /// A pool thread owns the client.
     Busy,
     /// The reactor is writing a response the pool handed back; still counted
     /// as in flight for a graceful stop.
-    Writing { client: Box<Client>, out: Outgoing, deadline_gen: u64 },
+    Writing { client: Box<Client>, out: Outgoing, deadline: Instant },
     /// A hijacked TLS connection relayed to the app (two slots: this one for
     /// the TLS socket, a `TunnelPeer` for the app's socket pair).
     Tunnel(Box<Tunnel>),
@@ -122,7 +123,7 @@ pub struct Reactor {
     poll: Poll,
     listeners: Vec<Option<Listener>>,
     clients: Slab<Slot>,
-    timers: Timers,
+    sweep: Sweep,
     busy: usize,
     /// Slots held by TLS tunnels, which a graceful stop does not wait for
     /// (like Puma, hijacked connections are the app's business).
@@ -162,7 +163,7 @@ impl Reactor {
             poll,
             listeners: listeners.into_iter().map(Some).collect(),
             clients: Slab::new(),
-            timers: Timers::default(),
+            sweep: Sweep::new(timeouts.first_data.min(timeouts.persistent)),
             busy: 0,
             tunnel_slots: 0,
             requests,
@@ -224,7 +225,7 @@ impl Reactor {
 
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let timer = self.timers.next_in(now);
+        let timer = (!self.clients.is_empty()).then(|| self.sweep.next_in(now));
         let retry = self.retry_accept_at.map(|at| at.saturating_duration_since(now));
         match (timer, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -250,7 +251,7 @@ impl Reactor {
                     if self.poll.registry().register(client.stream.source(), Token(key), Interest::READABLE).is_err() {
                         continue;
                     }
-                    entry.insert(Slot::Waiting { client, deadline_gen: 0 });
+                    entry.insert(Slot::Waiting { client, deadline: far_future() });
                     self.set_deadline(key, self.timeouts.first_data);
                     // The client may have sent its request with the handshake.
                     self.on_readable(key);
@@ -367,14 +368,14 @@ impl Reactor {
                         continue;
                     }
                     if let Some(slot) = self.clients.get_mut(token.0) {
-                        *slot = Slot::Waiting { client, deadline_gen: 0 };
+                        *slot = Slot::Waiting { client, deadline: far_future() };
                         self.set_deadline(token.0, self.timeouts.persistent);
                         self.on_readable(token.0);
                     }
                 }
                 Returned::Respond(Handoff { token, client }, out) => {
                     if let Some(slot) = self.clients.get_mut(token.0) {
-                        *slot = Slot::Writing { client, out, deadline_gen: 0 };
+                        *slot = Slot::Writing { client, out, deadline: far_future() };
                         self.continue_writing(token.0);
                     }
                 }
@@ -423,7 +424,7 @@ impl Reactor {
                     return;
                 }
                 client.reset_for_next_request();
-                self.clients[key] = Slot::Waiting { client, deadline_gen: 0 };
+                self.clients[key] = Slot::Waiting { client, deadline: far_future() };
                 self.set_deadline(key, self.timeouts.persistent);
                 self.on_readable(key);
             }
@@ -466,23 +467,28 @@ impl Reactor {
     }
 
     fn set_deadline(&mut self, key: usize, after: Duration) {
-        if let Some(Slot::Waiting { deadline_gen, .. } | Slot::Writing { deadline_gen, .. }) = self.clients.get_mut(key) {
-            *deadline_gen = self.timers.set(key, after);
+        if let Some(Slot::Waiting { deadline, .. } | Slot::Writing { deadline, .. }) = self.clients.get_mut(key) {
+            *deadline = Instant::now() + after;
         }
     }
 
     fn expire_timers(&mut self) {
         let now = Instant::now();
-        while let Some((key, gen)) = self.timers.pop_expired(now) {
-            match self.clients.get(key) {
-                Some(Slot::Waiting { deadline_gen, .. }) if *deadline_gen == gen => {}
-                Some(Slot::Writing { deadline_gen, .. }) if *deadline_gen == gen => {
-                    // The client stopped reading our response.
-                    self.busy -= 1;
-                    self.close(key);
-                    continue;
-                }
-                _ => continue,
+        if !self.sweep.due(now) {
+            return;
+        }
+        let expired: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Waiting { deadline, .. } | Slot::Writing { deadline, .. } if *deadline <= now))
+            .map(|(key, _)| key)
+            .collect();
+        for key in expired {
+            if let Some(Slot::Writing { .. }) = self.clients.get(key) {
+                // The client stopped reading our response.
+                self.busy -= 1;
+                self.close(key);
+                continue;
             }
             let mut client = self.remove(key);
             if client.has_partial_request() {
@@ -506,6 +512,11 @@ impl Reactor {
     fn close(&mut self, key: usize) {
         drop(self.remove(key));
     }
+}
+
+/// A placeholder deadline, replaced by `set_deadline` right after.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
 }
 
 /// Signals belong to Ruby's threads: Ruby's handlers must never run on ours.
