@@ -65,12 +65,7 @@ module Rustpuma
 
     def run
       log_banner
-      @binder = Binder.new(@log_writer, store: @options[:store], bind_to_activated: @options[:bind_to_activated_sockets])
-      begin
-        @binder.parse(@options[:binds])
-      rescue SystemCallError, ArgumentError => e
-        @log_writer.error(e.message)
-      end
+      @binder = @launcher.bind_listeners
       load_app
       @binder.urls.each { |url| log "* Listening on #{url}" }
 

@@ -51,6 +51,15 @@ module Rustpuma
       @restarting
     end
 
+    # The configured listeners, bound (or inherited / socket-activated) by a
+    # Binder; a bind that fails is fatal, as in Puma.
+    def bind_listeners
+      binder = Binder.new(@log_writer, store: @options[:store], bind_to_activated: @options[:bind_to_activated_sockets])
+      binder.parse(@options[:binds])
+    rescue SystemCallError, ArgumentError => e
+      @log_writer.error(e.message)
+    end
+
     # SIGHUP, as in Puma: with stdout_redirect, reopen the log files (the
     # block does the same for workers); without, stop gracefully.
     def hup

@@ -23,12 +23,7 @@ module Rustpuma
     def run
       log_banner
       app = @config.app
-      @binder = Binder.new(@log_writer, store: @options[:store], bind_to_activated: @options[:bind_to_activated_sockets])
-      begin
-        @binder.parse(@options[:binds])
-      rescue SystemCallError, ArgumentError => e
-        @log_writer.error(e.message)
-      end
+      @binder = @launcher.bind_listeners
       @stop_reader, @stop_writer = IO.pipe
       trap_signals
       @server = Server.new(app, @options, @binder, @log_writer,

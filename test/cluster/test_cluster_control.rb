@@ -74,12 +74,6 @@ class TestClusterControl < Minitest::Test
     assert_match(/^control_auth_token: sekret$/, state)
   end
 
-  def ctl(*args)
-    out = IO.popen([RbConfig.ruby, "-I", File.join(ServerProcess::ROOT, "lib"), ClusterSupport::CTL, *args],
-                   err: %i[child out], &:read)
-    [out, $?.exitstatus]
-  end
-
   def test_rustpumactl_stats_and_stop
     srv = control_server
     pids = booted_workers(srv).values + [master_pid(srv)]

@@ -112,12 +112,6 @@ class TestClusterForkWorker < Minitest::Test
     assert_empty [old[1], old[2]] & fresh.values
   end
 
-  def ctl(*args)
-    out = IO.popen([RbConfig.ruby, "-I", File.join(ServerProcess::ROOT, "lib"), ClusterSupport::CTL, *args],
-                   err: %i[child out], &:read)
-    [out, $?.exitstatus]
-  end
-
   def test_control_app_and_rustpumactl_refork
     port = ServerProcess.free_port
     srv = fork_server("CONTROL_PORT" => port.to_s)

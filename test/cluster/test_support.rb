@@ -67,6 +67,13 @@ module ClusterSupport
     false
   end
 
+  # Runs rustpumactl; [output, exit status].
+  def ctl(*args)
+    out = IO.popen([RbConfig.ruby, "-I", File.join(ServerProcess::ROOT, "lib"), ClusterSupport::CTL, *args],
+                   err: %i[child out], &:read)
+    [out, $?.exitstatus]
+  end
+
   def wait_until(timeout = 10, message = "condition")
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
     until yield

@@ -16,13 +16,6 @@ class TestLifecycle < Minitest::Test
     @proc&.stop
   end
 
-  def free_port
-    s = TCPServer.new("127.0.0.1", 0)
-    s.addr[1]
-  ensure
-    s&.close
-  end
-
   def refused?(port)
     TCPSocket.new("127.0.0.1", port).close
     false
@@ -89,7 +82,7 @@ class TestLifecycle < Minitest::Test
   end
 
   def test_port_flag
-    port = free_port
+    port = ServerProcess.free_port
     srv = start("-p", port.to_s, "test/fixtures/app.ru", bind: nil)
     assert_equal port, srv.port
     assert_match(%r{Listening on http://0\.0\.0\.0:#{port}\b}, srv.output)
@@ -97,7 +90,7 @@ class TestLifecycle < Minitest::Test
   end
 
   def test_bind_flag
-    port = free_port
+    port = ServerProcess.free_port
     srv = start("test/fixtures/app.ru", bind: "tcp://127.0.0.1:#{port}")
     assert_match(%r{Listening on http://127\.0\.0\.1:#{port}\b}, srv.output)
     assert_equal "abcdefg", RawHTTP.get("127.0.0.1", port, "/array").body
