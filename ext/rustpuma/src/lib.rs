@@ -35,7 +35,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     server.define_method("start", method!(server::Server::start, 0))?;
     server.define_method("next_request", method!(server::Server::next_request, 0))?;
     server.define_method("stop", method!(server::Server::stop, 0))?;
-    server.define_method("stopping?", method!(server::Server::is_stopping, 0))?;
     server.define_method("backlog", method!(server::Server::backlog, 0))?;
     server.define_method("requests_count", method!(server::Server::requests_count, 0))?;
 
@@ -46,7 +45,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     request.define_method("body_fd", method!(request::Request::body_fd, 0))?;
     request.define_method("remote_addr", method!(request::Request::remote_addr, 0))?;
     request.define_method("request_line", method!(request::Request::request_line, 0))?;
-    request.define_method("head?", method!(request::Request::is_head, 0))?;
     request.define_method("respond", method!(request::Request::respond, 4))?;
     request.define_method("flush", method!(request::Request::flush, 0))?;
     request.define_method("write_body", method!(request::Request::write_body, 1))?;
@@ -56,7 +54,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     request.define_method("hijack", method!(request::Request::hijack, 0))?;
     request.define_method("hijacked?", method!(request::Request::is_hijacked, 0))?;
     request.define_method("head_sent?", method!(request::Request::is_head_sent, 0))?;
-    request.define_method("keep_alive?", method!(request::Request::is_keep_alive, 0))?;
     request.define_method("finish", method!(request::Request::finish, 0))?;
     Ok(())
 }

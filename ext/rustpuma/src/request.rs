@@ -127,10 +127,6 @@ impl Request {
         })
     }
 
-    pub fn is_head(rb_self: &Self) -> Result<bool, Error> {
-        rb_self.with(|h| h.client.request.as_ref().is_some_and(|(head, _)| head.method == "HEAD"))
-    }
-
     /// Writes the status line and headers, and the body when `parts` (an
     /// Array of Strings) is given. With `parts` nil the body follows through
     /// `write_body`, chunked on HTTP/1.1 when its length is unknown.
@@ -422,7 +418,7 @@ impl Request {
     }
 
     /// Whether the connection will be kept after this response.
-    pub fn is_keep_alive(rb_self: &Self) -> bool {
+    fn is_keep_alive(rb_self: &Self) -> bool {
         let state = rb_self.state.borrow();
         state.keep_alive && !state.broken && !state.hijacked
     }

@@ -131,10 +131,6 @@ impl Server {
         rb_self.shared.send_command(Command::Stop);
     }
 
-    pub fn is_stopping(rb_self: &Self) -> bool {
-        rb_self.shared.stopping()
-    }
-
     pub fn backlog(rb_self: &Self) -> usize {
         rb_self.pool.backlog()
     }
