@@ -1,6 +1,7 @@
 # Turns the measured medians into the Markdown report.
 require "etc"
 require "open3"
+require "tmpdir"
 
 module Bench
   module Report
@@ -14,6 +15,7 @@ module Bench
         "- Machine: #{Etc.nprocessors} CPUs (`nproc`), #{cpu_model}",
         "- #{first_line('ruby', '-v')}; #{first_line('puma', '--version')}; " \
         "#{first_line('nginx', '-v')}; #{first_line('wrk', '-v')[/\Awrk \S+/] || 'wrk ?'}",
+        "- Peers from #{Servers.peers_dir}: #{peer_status}",
         "- rustpuma: #{rustpuma}",
         "- Runs: #{cfg.duration} s per wrk run (#{cfg.half} s for idle and big, #{cfg.warmup} s warm-up), " \
         "#{cfg.rounds} alternating rounds for the Ruby servers (median shown), nginx once; " \
@@ -25,21 +27,25 @@ module Bench
 
     def markdown(rows, results, env)
       out = ["# rustpuma benchmark", "", env, "", "## Summary", ""]
-      out << "| Row | Metric | rustpuma | puma | nginx | rustpuma/puma | rustpuma/nginx | Target |"
-      out << "|---|---|--:|--:|--:|--:|--:|---|"
+      peers = Scenarios::ALL - ["rustpuma"]
+      out << "| Row | Metric | #{Scenarios::ALL.join(' | ')} | #{peers.map { |p| "rustpuma/#{p}" }.join(' | ')} | Target |"
+      out << "|---|---|#{'--:|' * (Scenarios::ALL.size + peers.size)}---|"
       rows.each do |row|
         res = results[row.key]
         row.lines.each do |line|
-          vals = Scenarios::ALL.map { |s| value(res, s, line.key) }
-          cells = Scenarios::ALL.zip(vals).map do |s, v|
+          vals = Scenarios::ALL.to_h { |s| [s, value(res, s, line.key)] }
+          cells = Scenarios::ALL.map do |s|
+            v = vals[s]
             next "n/a" unless row.servers.include?(s)
             next format(line.fmt, v) if v
+
             res[s][:failure] ? "failed to start" : res[s][:skip] ? "skipped" : "—"
           end
-          ratios = [vals[1], vals[2]].map { |d| line.ratio ? ratio(vals[0], d) : "" }
+          ratios = peers.map { |p| line.ratio ? ratio(vals["rustpuma"], vals[p]) : "" }
           out << "| #{row.key} | #{line.label} | #{cells.join(' | ')} | #{ratios.join(' | ')} | #{line.target} |"
         end
       end
+      out += ["", "Columns: " + Scenarios::ALL.map { |s| "#{s} = #{Servers::LABELS[s]}" }.join("; ") + "."]
       out += ["", "## Details (median over rounds)", ""]
       out << "| Row | Server | Throughput | p50 ms | p99 ms | max ms | peak RSS MiB | Notes |"
       out << "|---|---|--:|--:|--:|--:|--:|---|"
@@ -60,6 +66,13 @@ module Bench
         end
       end
       out.join("\n") + "\n"
+    end
+
+    def peer_status
+      %w[puma8 iodine].map do |name|
+        _, skip = Servers.command(name, 0, "hello.ru", "1:1", 0, Dir.tmpdir)
+        "#{name} #{skip ? 'not built' : 'built'}"
+      end.join(", ")
     end
 
     def counts(h) = h.map { |k, v| "#{k} #{v}" }.join(", ")

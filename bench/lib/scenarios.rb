@@ -19,8 +19,8 @@ module Bench
   Row = Struct.new(:key, :title, :app, :threads, :workers, :servers, :lines, :measure, :note, keyword_init: true)
 
   module Scenarios
-    ALL = %w[rustpuma puma nginx].freeze
-    RUBIES = %w[rustpuma puma].freeze
+    ALL = Servers::NAMES
+    RUBIES = (ALL - %w[nginx]).freeze
 
     module_function
 
@@ -28,7 +28,7 @@ module Bench
       [
         Row.new(key: "hello", title: "hello world, single mode, -t 4:4, wrk -c64",
                 app: "hello.ru", threads: "4:4", workers: 0, servers: ALL,
-                lines: [Line.new("req/s", :rps, true, "≥ 6.5× puma, ≥ 50 % of nginx", "%.0f")],
+                lines: [Line.new("req/s", :rps, true, "≥ 1.2× iodine, ≥ 5× puma8, ≥ 0.6× nginx", "%.0f")],
                 measure: ->(srv) { wrk_row(srv, cfg, conns: 64) }),
         Row.new(key: "cluster", title: "hello world, -w 2 -t 4:4, wrk -c64 (nginx: 2 workers)",
                 app: "hello.ru", threads: "4:4", workers: 2, servers: ALL,

@@ -1,6 +1,7 @@
 # Starting, probing, measuring and stopping one server under test.
 require "socket"
 require "fileutils"
+require "rbconfig"
 
 module Bench
   ROOT = File.expand_path("../..", __dir__)
@@ -146,31 +147,81 @@ module Bench
   module Servers
     # RUSTPUMA_BIN lets the suite be tried against another build or a stand-in.
     RUSTPUMA = ENV["RUSTPUMA_BIN"] || File.join(ROOT, "bin", "rustpuma")
-    NAMES = %w[rustpuma puma nginx].freeze
+    # Where ../shared/peers/build puts Puma 8.0.2 and Iodine 0.7.58
+    # (bench/run --peers DIR changes it).
+    DEFAULT_PEERS = ENV["RUSTPUMA_PEERS"] || "/var/tmp/rustpuma-peers"
+    NAMES = %w[rustpuma puma8 iodine puma nginx].freeze
+    # What each column means, for the report's legend.
+    LABELS = {
+      "rustpuma" => "rustpuma (this checkout)",
+      "puma8" => "Puma 8.0.2 (built from its released source)",
+      "iodine" => "Iodine 0.7.58 (built from its released source)",
+      "puma" => "Debian's Puma 5.6 (/usr/bin/puma)",
+      "nginx" => "nginx (no Ruby: the ceiling)"
+    }.freeze
+
+    class << self
+      attr_writer :peers_dir
+
+      def peers_dir = @peers_dir || DEFAULT_PEERS
+    end
 
     module_function
 
     def build(name, app:, threads:, workers:, tmpdir:)
       port = Bench.free_port
+      argv, skip = command(name, port, app, threads, workers, tmpdir)
+      return [nil, skip] unless argv
+
+      [Server.new(name, argv, port: port, tmpdir: tmpdir), nil]
+    end
+
+    def command(name, port, app, threads, workers, tmpdir)
       case name
       when "rustpuma"
         return [nil, "bin/rustpuma not found"] unless File.executable?(RUSTPUMA)
-        [Server.new(name, [RUSTPUMA, *puma_args(port, app, threads, workers)], port: port, tmpdir: tmpdir), nil]
+
+        [[RUSTPUMA, *puma_args(port, app, threads, workers)]]
       when "puma"
-        [Server.new(name, ["puma", *puma_args(port, app, threads, workers)], port: port, tmpdir: tmpdir), nil]
+        [["puma", *puma_args(port, app, threads, workers)]]
+      when "puma8"
+        lib, bin = peer_paths("puma-8.0.2", "lib/puma/puma_http11.so", "bin/puma")
+        return [nil, "Puma 8.0.2 not built in #{peers_dir} (run ../shared/peers/build)"] unless lib
+
+        [[RbConfig.ruby, "-I", lib, bin, *puma_args(port, app, threads, workers)]]
+      when "iodine"
+        lib, bin = peer_paths("iodine-0.7.58", "lib/iodine/iodine_ext.so", "exe/iodine")
+        return [nil, "Iodine 0.7.58 not built in #{peers_dir} (run ../shared/peers/build)"] unless lib
+
+        [[RbConfig.ruby, "-I", lib, bin, *iodine_args(port, app, threads, workers)]]
       when "nginx"
         dir = File.join(tmpdir, "nginx")
         conf = Nginx.write_config(dir, port, [workers, 1].max)
-        [Server.new(name, ["nginx", "-c", conf, "-p", "#{dir}/", "-e", "#{dir}/error.log"],
-                    port: port, tmpdir: tmpdir), nil]
+        [["nginx", "-c", conf, "-p", "#{dir}/", "-e", "#{dir}/error.log"]]
       end
     end
 
-    # Identical flags for both Ruby servers, so only the server differs.
+    # [lib dir, executable] of a peer built by ../shared/peers/build, or nil.
+    def peer_paths(dir, built_marker, exe)
+      root = File.join(peers_dir, dir)
+      return nil unless File.file?(File.join(root, built_marker))
+
+      [File.join(root, "lib"), File.join(root, exe)]
+    end
+
+    # Identical flags for all Puma-style servers, so only the server differs.
     def puma_args(port, app, threads, workers)
       args = ["-b", "tcp://127.0.0.1:#{port}", "-t", threads, "-e", "production"]
       args += ["-w", workers.to_s] if workers > 0
       args + [File.join(ROOT, "bench", "apps", app)]
+    end
+
+    # Iodine has one thread count (the max of MIN:MAX) and counts the single
+    # process as one worker; its default 50 MB body limit would fail the
+    # 100 MiB upload row.
+    def iodine_args(port, app, threads, workers)
+      ["-b", "127.0.0.1", "-p", port.to_s, "-t", threads.split(":").last, "-w", [workers, 1].max.to_s,
+       "-maxbd", "1024", File.join(ROOT, "bench", "apps", app)]
     end
   end
 
