@@ -25,6 +25,7 @@ module Bench
     module_function
 
     def rows(cfg)
+      @cfg = cfg
       [
         Row.new(key: "hello", title: "hello world, single mode, -t 4:4, wrk -c64",
                 app: "hello.ru", threads: "4:4", workers: 0, servers: ALL,
@@ -55,11 +56,24 @@ module Bench
                         Line.new("RSS growth MiB", :rss_growth, false, "≤ 30 MB", "%.1f")],
                 measure: ->(srv) { upload_row(srv, cfg) },
                 note: ->(m) { format("RSS %.1f MiB before the uploads", m[:rss_before]) }),
+        # Real frameworks, -t 3:3 as Rails 8's default; nginx has no part here.
+        app_row("rails-api", "Rails 6.1 API controller (JSON), -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/api/7"),
+        app_row("rails-page", "Rails 6.1 ERB page with a layout, -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/page"),
+        app_row("rails-w2", "Rails 6.1 API controller (JSON), -w 2 -t 3:3, wrk -c16", "rails.ru", "3:3", 2, "/api/7"),
+        app_row("sinatra", "Sinatra JSON route, -t 3:3, wrk -c16", "sinatra.ru", "3:3", 0, "/"),
         Row.new(key: "big", title: "8 MiB response body, -t 4:4, wrk -c8 (nginx: static file)",
                 app: "big.ru", threads: "4:4", workers: 0, servers: ALL,
                 lines: [Line.new("MiB/s", :mibps, true, "≥ 3× puma", "%.0f")],
                 measure: ->(srv) { wrk_row(srv, cfg, conns: 8, path: "/big", duration: cfg.half, body_mib: 8) })
       ]
+    end
+
+    def app_row(key, title, app, threads, workers, path)
+      Row.new(key: key, title: title, app: app, threads: threads, workers: workers, servers: RUBIES,
+              lines: [Line.new("req/s", :rps, true, "", "%.0f"),
+                      Line.new("p99 ms", :p99, false, "", "%.1f"),
+                      Line.new("peak RSS MiB", :rss, false, "", "%.0f")],
+              measure: ->(srv) { wrk_row(srv, @cfg, conns: 16, path: path) })
     end
 
     def wrk_row(srv, cfg, conns:, path: "/", duration: cfg.duration, body_mib: nil)
