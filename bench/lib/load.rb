@@ -165,4 +165,32 @@ module Bench
     rescue IOError
     end
   end
+
+  # A child process holds the slow readers (see slow_readers.rb), so their
+  # CPU is not charged to the harness and they die with their deadline.
+  class SlowReaders
+    SCRIPT = File.join(__dir__, "slow_readers.rb")
+
+    attr_reader :opened, :failed, :receiving
+
+    def initialize(port, count, path:, rate:, lifetime:)
+      @io = IO.popen([RbConfig.ruby, SCRIPT, port.to_s, count.to_s, path, rate.to_s, lifetime.to_s], "r+")
+      line = @io.wait_readable(30) && @io.gets
+      _, opened, failed, receiving = line.to_s.split
+      @opened, @failed, @receiving = opened.to_i, failed.to_i, receiving.to_i
+    end
+
+    # Bytes read so far by all the slow readers together.
+    def bytes_read
+      @io.puts "CHECK"
+      @io.flush
+      line = @io.wait_readable(10) && @io.gets
+      line.to_s.split[1].to_i
+    end
+
+    def close
+      @io.close
+    rescue IOError
+    end
+  end
 end

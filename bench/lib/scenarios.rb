@@ -4,7 +4,8 @@ require_relative "server"
 require_relative "load"
 
 module Bench
-  Config = Struct.new(:duration, :warmup, :rounds, :idle, :upload_mib, :uploads, :io_conns, keyword_init: true) do
+  Config = Struct.new(:duration, :warmup, :rounds, :idle, :upload_mib, :uploads, :io_conns, :slow_body_mib,
+                      keyword_init: true) do
     def upload_bytes = upload_mib * 1024 * 1024
     # The idle row runs wrk twice; half-length runs keep the default suite
     # under ~6 minutes and keep Puma inside its 30 s first-data timeout.
@@ -56,6 +57,17 @@ module Bench
                         Line.new("RSS growth MiB", :rss_growth, false, "≤ 30 MB", "%.1f")],
                 measure: ->(srv) { upload_row(srv, cfg) },
                 note: ->(m) { format("RSS %.1f MiB before the uploads", m[:rss_before]) }),
+        Row.new(key: "slow", title: "hello world -t 4:4, wrk -c64, while 200 clients read a #{cfg.slow_body_mib} MiB body at 10 KiB/s",
+                app: "slow.ru", threads: "4:4", workers: 0, servers: RUBIES,
+                lines: [Line.new("req/s with slow readers", :rps, true, "", "%.0f"),
+                        Line.new("throughput vs. no slow readers", :slow_ratio, false, "within 10 %", "%.2f×"),
+                        Line.new("p99 ms with slow readers", :p99, false, "", "%.1f"),
+                        Line.new("extra RSS MiB", :rss_growth, false, "≤ 64 MB", "%.1f")],
+                measure: ->(srv) { slow_row(srv, cfg) },
+                note: lambda { |m|
+                  format("%d req/s without slow readers; %d of %d slow readers were receiving; %.1f MiB read by them",
+                         m[:base_rps], m[:receiving], m[:opened], m[:slow_mib])
+                }),
         # Real frameworks, -t 3:3 as Rails 8's default; nginx has no part here.
         app_row("rails-api", "Rails 6.1 API controller (JSON), -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/api/7"),
         app_row("rails-page", "Rails 6.1 ERB page with a layout, -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/page"),
@@ -102,6 +114,32 @@ module Bench
       end
       r[:base_rps] = base[:rps]
       r[:idle_ratio] = r[:rps] / base[:rps] if r[:rps]
+      r[:rss_growth] = r[:rss] - base[:rss]
+      r
+    end
+
+    # Hello-world throughput alone, then while slow readers hold responses
+    # open: a server that ties a thread to each slow reader stalls.
+    def slow_row(srv, cfg)
+      base = wrk_row(srv, cfg, conns: 64, duration: cfg.half)
+      return base if base[:error]
+
+      slow = SlowReaders.new(srv.port, 200, path: "/#{cfg.slow_body_mib}m", rate: 10 * 1024, lifetime: cfg.half + cfg.warmup + 60)
+      begin
+        sampler = RssSampler.new(srv.pid).start
+        r = Wrk.run(srv.port, conns: 64, duration: cfg.half)
+        r[:rss] = sampler.stop
+        r[:opened], r[:receiving] = slow.opened, slow.receiving
+        r[:slow_mib] = slow.bytes_read / 1048576.0
+      ensure
+        slow.close
+      end
+      r.delete(:error) if r[:rps] # wrk timeouts while starved are the finding, not a failure
+      r[:rps] ||= 0.0
+      # No answer at all has no latency: show "—", not 0 ms.
+      %i[p50 p99 max].each { |k| r.delete(k) } if r[:rps].zero?
+      r[:base_rps] = base[:rps]
+      r[:slow_ratio] = r[:rps] / base[:rps]
       r[:rss_growth] = r[:rss] - base[:rss]
       r
     end
