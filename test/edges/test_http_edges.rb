@@ -177,6 +177,20 @@ class TestHttpEdges < Minitest::Test
     assert_equal "127.0.0.1", JSON.parse(plain.body)["REMOTE_ADDR"], "connections without a PROXY line still work"
   end
 
+  def test_invalid_proxy_v1_line_is_answered_400_at_once
+    start(%(bind "tcp://127.0.0.1:0"\nset_remote_address proxy_protocol: :v1\n))
+    ["PROXY TCP4 not-an-ip 198.51.100.1 5678 80\r\n", "PROXY TCP4 192.0.2.7 198.51.100.1 5678\r\n",
+     "PROXY #{'x' * 120}"].each do |line|
+      socket = TCPSocket.new("127.0.0.1", port_of("http"))
+      socket.write(line)
+      response = RawHTTP.read_response(socket, timeout: 10)
+      refute_nil response, line
+      assert_equal 400, response.status, line
+      socket.close
+    end
+    @server.wait_for_output("invalid PROXY protocol v1 line")
+  end
+
   def test_set_remote_address_header_and_literal
     start(%(bind "tcp://127.0.0.1:0"\nset_remote_address header: "X-Real-IP"\n))
     response = RawHTTP.get("127.0.0.1", port_of("http"), "/env", headers: { "X-Real-IP" => "203.0.113.9" })

@@ -5,6 +5,8 @@
 //! allocates only its values. The Ruby side adds the entries that are Ruby
 //! objects (`rack.input`, `rack.hijack`, `rack.after_reply` …).
 
+use std::collections::HashMap;
+
 use magnus::value::Lazy;
 use magnus::{Error, RHash, RString, Ruby};
 
@@ -93,8 +95,8 @@ pub fn fill(
             _ => {}
         }
         let key = match key.as_str() {
-            "HTTP_CONTENT_TYPE" => ruby.get_inner(&CONTENT_TYPE),
-            "HTTP_CONTENT_LENGTH" => ruby.get_inner(&CONTENT_LENGTH),
+            "CONTENT_TYPE" => ruby.get_inner(&CONTENT_TYPE),
+            "CONTENT_LENGTH" => ruby.get_inner(&CONTENT_LENGTH),
             _ => ruby.str_new(&key).to_interned_str(),
         };
         env.aset(key, ruby.str_from_slice(&value))?;
@@ -123,41 +125,102 @@ pub fn fill(
     Ok(())
 }
 
-/// The request's headers as env keys and values: repeated headers joined
-/// with ", ", `Transfer-Encoding` hidden once the body is decoded, and a
-/// name spelled with `_` dropped when a dashed header maps to the same key
-/// (so `X_Forwarded_For` cannot override `X-Forwarded-For`, as in Puma).
+/// Env keys of underscored names that must stay as they are: renamed, they
+/// would pose as the framing headers the server has already acted on.
+const UNMASKABLE: [&str; 2] = ["HTTP_TRANSFER,ENCODING", "HTTP_CONTENT,LENGTH"];
+
+/// Heads with more header lines than this index their keys in a hash map;
+/// below, a scan of the few keys so far is cheaper than hashing.
+const SCAN_LIMIT: usize = 16;
+
+/// The request's headers as env keys and values, as Puma builds them:
+/// repeated headers joined with ", "; `Content-Type`/`Content-Length` as
+/// `CONTENT_TYPE`/`CONTENT_LENGTH`; `Transfer-Encoding` and `Content-Length`
+/// hidden once a chunked body is decoded (the server sets `CONTENT_LENGTH`).
+///
+/// A `_` in a header name is kept apart from `-`, so an underscored name can
+/// never pose as a dashed one: `X_Forwarded_For` becomes
+/// `HTTP_X_FORWARDED_FOR` only when no `X-Forwarded-For` was sent (it is
+/// dropped otherwise), `Content_Type` becomes `HTTP_CONTENT_TYPE` (never
+/// `CONTENT_TYPE`), and `Transfer_Encoding` / `Content_Length` stay
+/// `HTTP_TRANSFER,ENCODING` / `HTTP_CONTENT,LENGTH`, so an app that rebuilds
+/// headers from the env cannot be made to forward framing the server ignored.
+///
+/// Linear in the number of headers (a hash map beyond [`SCAN_LIMIT`]).
 pub fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>, bool)> = Vec::with_capacity(head.headers.len());
+    let chunked = head.framing == BodyFraming::Chunked;
+    let n = head.headers.len();
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let find = |out: &[(String, Vec<u8>)], index: &HashMap<String, usize>, key: &str| {
+        if n > SCAN_LIMIT {
+            index.get(key).copied()
+        } else {
+            out.iter().position(|(k, _)| k == key)
+        }
+    };
+    let mut underscored = false;
     for header in &head.headers {
-        let underscored = header.name.contains('_');
         let key = env_key(&header.name);
-        if key == "HTTP_TRANSFER_ENCODING" && head.framing == BodyFraming::Chunked {
+        if chunked && (key == "HTTP_TRANSFER_ENCODING" || key == "CONTENT_LENGTH") {
             continue;
         }
-        if key == "HTTP_CONTENT_LENGTH" && head.framing == BodyFraming::Chunked {
-            continue;
-        }
-        match out.iter_mut().find(|(k, _, _)| *k == key) {
-            Some((_, value, was_underscored)) => {
-                if *was_underscored && !underscored {
-                    *value = header.value.clone();
-                    *was_underscored = false;
-                } else if *was_underscored == underscored {
-                    value.extend_from_slice(b", ");
-                    value.extend_from_slice(&header.value);
-                }
+        match find(&out, &index, &key) {
+            Some(i) => {
+                out[i].1.extend_from_slice(b", ");
+                out[i].1.extend_from_slice(&header.value);
             }
-            None => out.push((key, header.value.clone(), underscored)),
+            None => {
+                underscored |= key.contains(',');
+                if n > SCAN_LIMIT {
+                    index.insert(key.clone(), out.len());
+                }
+                out.push((key, header.value.clone()));
+            }
         }
     }
-    out.into_iter().map(|(k, v, _)| (k, v)).collect()
+    if !underscored {
+        return out;
+    }
+    // Underscored names take their dashed key unless a dashed header holds
+    // it; when several map to one key, the last one wins (as in Puma).
+    let mut keep = vec![true; out.len()];
+    let mut renamed: HashMap<String, usize> = HashMap::new();
+    for (i, (key, _)) in out.iter().enumerate() {
+        if !key.contains(',') || UNMASKABLE.contains(&key.as_str()) {
+            continue;
+        }
+        let dashed = key.replace(',', "_");
+        if find(&out, &index, &dashed).is_some() {
+            keep[i] = false;
+        } else if let Some(previous) = renamed.insert(dashed, i) {
+            keep[previous] = false;
+        }
+    }
+    for (dashed, i) in renamed {
+        out[i].0 = dashed;
+    }
+    let mut keep = keep.into_iter();
+    out.retain(|_| keep.next().unwrap_or(true));
+    out
 }
 
+/// `HTTP_` + the name upper-cased with `-` as `_` and `_` as `,` (Puma's
+/// spelling, which keeps the two apart), or the two CGI names.
 fn env_key(name: &str) -> String {
+    if name.eq_ignore_ascii_case("content-type") {
+        return "CONTENT_TYPE".to_owned();
+    }
+    if name.eq_ignore_ascii_case("content-length") {
+        return "CONTENT_LENGTH".to_owned();
+    }
     let mut key = String::with_capacity(5 + name.len());
     key.push_str("HTTP_");
-    key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    key.extend(name.chars().map(|c| match c {
+        '-' => '_',
+        '_' => ',',
+        c => c.to_ascii_uppercase(),
+    }));
     key
 }
 
@@ -221,4 +284,61 @@ mod tests {
         let h = head(&[("Transfer-Encoding", "chunked"), ("Host", "x")], BodyFraming::Chunked);
         assert_eq!(merged_headers(&h), vec![("HTTP_HOST".to_string(), b"x".to_vec())]);
     }
+
+    fn keys(headers: &[(&str, &str)], framing: BodyFraming) -> Vec<(String, String)> {
+        merged_headers(&head(headers, framing))
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn underscored_names_never_become_framing_keys() {
+        let got = keys(
+            &[("Transfer_Encoding", "chunked"), ("Content_Length", "11"), ("Content_Type", "text/evil")],
+            BodyFraming::Empty,
+        );
+        assert_eq!(
+            got,
+            pairs(&[
+                ("HTTP_TRANSFER,ENCODING", "chunked"),
+                ("HTTP_CONTENT,LENGTH", "11"),
+                ("HTTP_CONTENT_TYPE", "text/evil"),
+            ])
+        );
+        let got = keys(&[("Content-Type", "a/b"), ("Content_Type", "c/d"), ("Content-Length", "0")], BodyFraming::Length(0));
+        assert_eq!(got, pairs(&[("CONTENT_TYPE", "a/b"), ("HTTP_CONTENT_TYPE", "c/d"), ("CONTENT_LENGTH", "0")]));
+    }
+
+    #[test]
+    fn chunked_requests_hide_the_dashed_content_length_too() {
+        let got = keys(&[("Content-Length", "5"), ("Transfer-Encoding", "chunked"), ("Content_Length", "9")], BodyFraming::Chunked);
+        assert_eq!(got, pairs(&[("HTTP_CONTENT,LENGTH", "9")]));
+    }
+
+    #[test]
+    fn last_underscored_variant_wins_without_a_dashed_one() {
+        let got = keys(&[("X_A-B", "1"), ("X-A_B", "2")], BodyFraming::Empty);
+        assert_eq!(got, pairs(&[("HTTP_X_A_B", "2")]));
+    }
+
+    #[test]
+    fn many_headers_merge_in_linear_work_with_the_same_answer() {
+        // Past SCAN_LIMIT the hash map answers; it must agree with the scan.
+        let names: Vec<String> = (0..3000).map(|i| format!("X-H{}", i % 1000)).collect();
+        let mut list: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+        list.push(("X_H7", "evil"));
+        list.push(("X_Only", "u"));
+        let got = keys(&list, BodyFraming::Empty);
+        assert_eq!(got.len(), 1001);
+        assert_eq!(got[7], ("HTTP_X_H7".to_string(), "v, v, v".to_string()));
+        assert_eq!(got[1000], ("HTTP_X_ONLY".to_string(), "u".to_string()));
+        let few = keys(&list[..12], BodyFraming::Empty);
+        assert_eq!(few, got[..12].iter().map(|(k, _)| (k.clone(), "v".to_string())).collect::<Vec<_>>());
+    }
+
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod log;
 pub mod outgoing;
 pub mod pool;
+pub mod reader;
 pub mod reactor;
 pub mod request;
 pub mod server;

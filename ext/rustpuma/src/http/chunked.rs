@@ -8,8 +8,11 @@
 //! in the caller's buffer.
 //!
 //! Everything the server does not use is skipped but bounded, so a client
-//! cannot make us buffer or spin forever: chunk extensions (per size line),
-//! trailer fields (in total) and the number of hex digits in a chunk size.
+//! cannot make us buffer or spin forever: chunk extensions (per size line,
+//! and per body by Puma's rule: extension bytes may exceed data bytes by
+//! less than 16 KiB), trailer fields (in total) and the number of hex digits
+//! in a chunk size. A chunk that would take the body past `i64::MAX` bytes
+//! (the largest file offset) can never be stored and is rejected at once.
 //! Line endings must be CRLF, as in the request head, so that we frame the
 //! body exactly as a strict front-end proxy would.
 
@@ -21,6 +24,13 @@ pub const MAX_CHUNK_LINE: usize = 4 * 1024;
 pub const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// 16 hex digits fill a u64; more could only overflow or be padding abuse.
 const MAX_SIZE_DIGITS: u8 = 16;
+/// Puma's `MAX_CHUNK_EXCESS`: how far the extension bytes of a body's size
+/// lines may run ahead of its data bytes. Without it a client could send
+/// megabytes of extensions for a few bytes of body, all parsed and dropped.
+pub const MAX_EXTENSION_EXCESS: i64 = 16 * 1024;
+/// Largest body a chunk may take us to: bodies beyond go to a temp file,
+/// whose offsets are `i64`.
+pub const MAX_BODY_BYTES: u64 = i64::MAX as u64;
 
 /// A malformed chunked body. The connection cannot be resynchronised after
 /// one, so the caller answers 400 and closes.
@@ -102,6 +112,8 @@ pub struct ChunkedDecoder {
     remaining: u64,
     trailer_len: usize,
     total: u64,
+    /// Extension bytes minus data bytes so far (Puma's "chunk excess").
+    excess: i64,
 }
 
 impl Default for ChunkedDecoder {
@@ -131,6 +143,7 @@ impl ChunkedDecoder {
             remaining: 0,
             trailer_len: 0,
             total: 0,
+            excess: 0,
         }
     }
 
@@ -181,6 +194,12 @@ impl ChunkedDecoder {
         self.total
     }
 
+    /// Bytes of the current chunk announced but not received yet.
+    #[must_use]
+    pub fn pending(&self) -> u64 {
+        if self.state == State::Data { self.remaining } else { 0 }
+    }
+
     /// Whether the final CRLF has been consumed.
     #[must_use]
     pub fn is_done(&self) -> bool {
@@ -218,6 +237,16 @@ impl ChunkedDecoder {
                 if self.size == 0 {
                     self.state = State::TrailerStart;
                 } else {
+                    if self.size > MAX_BODY_BYTES - self.total {
+                        return Err(bad("chunk size can never fit (body beyond 2^63 bytes)"));
+                    }
+                    // Counted as Puma does: data pays for extensions, and
+                    // the last chunk (size 0) is not counted.
+                    let extension = (self.line_len - usize::from(self.digits)) as i64;
+                    self.excess += extension - self.size as i64;
+                    if self.excess >= MAX_EXTENSION_EXCESS {
+                        return Err(bad("chunk extensions exceed the data by 16 KiB or more"));
+                    }
                     self.remaining = self.size;
                     self.state = State::Data;
                 }
@@ -398,9 +427,13 @@ mod tests {
 
     #[test]
     fn size_cannot_overflow() {
-        // 16 digits fit; the decoder then simply waits for that much data.
-        let (_, consumed, done) = whole(b"ffffffffffffffff\r\nabc").unwrap();
+        // Up to 2^63-1 bytes fit; the decoder then waits for that much data.
+        let (_, consumed, done) = whole(b"7fffffffffffffff\r\nabc").unwrap();
         assert_eq!((consumed, done), (21, false));
+        // Beyond, or past it together with earlier chunks, can never fit.
+        assert!(is_bad(b"8000000000000000\r\n"));
+        assert!(is_bad(b"ffffffffffffffff\r\nabc"));
+        assert!(is_bad(b"1\r\na\r\n7fffffffffffffff\r\n"));
         assert!(is_bad(b"10000000000000000\r\n"));
         assert!(is_bad(b"fffffffffffffffff"));
     }
@@ -557,4 +590,49 @@ mod tests {
         let e: DecodeError<Infallible> = bad("y").into();
         assert_eq!(e.to_string(), "bad chunked body: y");
     }
+
+    /// `count` chunks of one byte, each with `ext` extension bytes.
+    fn with_extensions(count: usize, ext: usize) -> Vec<u8> {
+        let mut input = Vec::new();
+        for _ in 0..count {
+            input.extend_from_slice(b"1;");
+            input.resize(input.len() + ext - 1, b'e');
+            input.extend_from_slice(b"\r\nx\r\n");
+        }
+        input.extend_from_slice(b"0\r\n\r\n");
+        input
+    }
+
+    #[test]
+    fn extension_bytes_are_capped_by_the_data_they_come_with() {
+        // 64 extension bytes per data byte: 63 of excess per chunk.
+        let under = with_extensions(260, 64); // 16 380 < 16 384
+        assert_eq!(body_of(&under).len(), 260);
+        let over = with_extensions(261, 64); // 16 443
+        let err = whole(&over).unwrap_err();
+        assert!(err.to_string().contains("16 KiB"), "{err}");
+        // Large chunks pay for their extensions: 200 MB of extensions are
+        // never accepted for a 65 KB body, but long extensions on big chunks are.
+        let mut big = Vec::new();
+        for _ in 0..10 {
+            big.extend_from_slice(b"1000;");
+            big.resize(big.len() + 4000, b'e');
+            big.extend_from_slice(b"\r\n");
+            big.resize(big.len() + 0x1000, b'd');
+            big.extend_from_slice(b"\r\n");
+        }
+        big.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(body_of(&big).len(), 10 * 0x1000);
+    }
+
+    #[test]
+    fn pending_is_what_the_current_chunk_still_announces() {
+        let mut decoder = ChunkedDecoder::new();
+        let mut sink = |_: &[u8]| -> Result<(), Infallible> { Ok(()) };
+        decoder.decode(b"10\r\nabc", &mut sink).unwrap();
+        assert_eq!(decoder.pending(), 13);
+        decoder.decode(b"defghijklmnop\r\n", &mut sink).unwrap();
+        assert_eq!(decoder.pending(), 0);
+    }
+
 }

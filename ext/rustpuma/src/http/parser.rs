@@ -8,17 +8,23 @@
 //! rules from RFC 9112 §6) so that no two parsers in a proxy chain can
 //! disagree about where a request ends.
 //!
-//! [`parse_head`] is stateless: the reactor calls it again on the grown buffer
-//! after every read. The answer for a buffer does not depend on how it was
+//! The reactor keeps a [`HeadScanner`] per request and calls it on the grown
+//! buffer after every read; it resumes where it stopped, so the work is
+//! linear in the head's size however it is split. [`parse_head`] is the
+//! one-shot form. The answer for a buffer does not depend on how it was
 //! split into reads: the first call on a prefix that does not return
 //! [`Parsed::Partial`] returns exactly what a call on the whole buffer returns.
 //!
 //! Decisions worth knowing about:
 //! - Empty lines (CRLF) before the request line are skipped (RFC 9112 §2.2);
 //!   they count towards `head_len` and the header size limit.
-//! - Only `HTTP/1.0` and `HTTP/1.1` are accepted; any other version is a 400
-//!   (httparse cannot tell "HTTP/2.0" from "HTTP/x.y" garbage, so 505 would be
-//!   a guess).
+//! - `HTTP/1.0` and `HTTP/1.1` are accepted, and `HTTP/1.2`-`HTTP/1.9` are
+//!   served as 1.1 (RFC 9110 §2.5); any other version is a 400 (httparse
+//!   cannot tell "HTTP/2.0" from "HTTP/x.y" garbage, so 505 would be a guess).
+//! - Openings that can never be HTTP/1 fail at once rather than after the
+//!   first-data timeout: a first byte that cannot start a method (a TLS
+//!   ClientHello, NUL, binary), an SSH banner, and a request line that
+//!   httparse rejects as soon as its CRLF is here. See [`NotHttp`].
 //! - The request-target must be valid UTF-8 (httparse rejects it otherwise).
 //! - Accepted target forms: origin-form (`/p?q`), absolute-form
 //!   (`scheme://authority/p?q`; path is `""` when the URI has no path, as
@@ -31,7 +37,7 @@
 //!   treat both as "no body".
 //! - Transfer-Encoding checks run in this order: `chunked` twice → 400,
 //!   `chunked` present but not last → 400, any other coding (`gzip`,
-//!   `identity`, ...) → 501, no coding at all (empty value) → 400.
+//!   `identity`, `chunked;q=1` ...) → 501, no coding at all (empty value) → 400.
 //!   So `gzip` alone is a 501, `gzip, chunked` a 501, `chunked, gzip` a 400.
 //! - Puma's `REQUEST_URI` excludes the fragment; `target` here keeps it (as
 //!   sent) and `path`/`query` exclude it.
@@ -135,6 +141,8 @@ pub enum ParseError {
     UriTooLong,
     HeaderTooLarge,
     NotImplemented(String),
+    /// The connection's first bytes can never start an HTTP/1 request.
+    NotHttp(NotHttp),
 }
 
 impl ParseError {
@@ -146,6 +154,7 @@ impl ParseError {
             ParseError::UriTooLong => 414,
             ParseError::HeaderTooLarge => 431,
             ParseError::NotImplemented(_) => 501,
+            ParseError::NotHttp(_) => 400,
         }
     }
 
@@ -161,6 +170,7 @@ impl ParseError {
                 "request head larger than {MAX_HEADER_BYTES} bytes or more than {MAX_HEADERS} header lines"
             ),
             ParseError::NotImplemented(why) => format!("not implemented: {why}"),
+            ParseError::NotHttp(what) => format!("bad request: {}", what.reason()),
         }
     }
 }
@@ -177,8 +187,8 @@ fn bad(why: &str) -> ParseError {
     ParseError::BadRequest(why.to_owned())
 }
 
-/// Parses the request head at the start of `buf`. Bytes after the head (body,
-/// pipelined requests) are left alone; `head_len` says where they start.
+/// Parses the request head at the start of `buf` in one go (the stateless
+/// form of [`HeadScanner::parse`], for callers that have the whole head).
 ///
 /// # Errors
 ///
@@ -186,87 +196,230 @@ fn bad(why: &str) -> ParseError {
 /// head within the limits; the connection must then be answered with
 /// [`ParseError::status`] and closed.
 pub fn parse_head(buf: &[u8]) -> Result<Parsed, ParseError> {
-    let Some(shape) = scan_head(buf)? else {
-        return Ok(Parsed::Partial);
-    };
-    if shape.header_lines > MAX_HEADERS {
-        return Err(ParseError::HeaderTooLarge);
-    }
-    let head = &buf[..shape.head_len];
-    let parsed = if shape.header_lines <= INLINE_HEADERS {
-        let mut slots = [httparse::EMPTY_HEADER; INLINE_HEADERS];
-        build_head(head, &mut slots)?
-    } else {
-        let mut slots = vec![httparse::EMPTY_HEADER; shape.header_lines];
-        build_head(head, &mut slots)?
-    };
-    Ok(Parsed::Complete(parsed))
+    HeadScanner::new().parse(buf)
 }
 
-/// Where the head ends and how many header lines it has, found by one pass
-/// over the line terminators.
-struct HeadShape {
-    head_len: usize,
-    header_lines: usize,
-}
-
-/// Validates line endings and size limits and finds the end of the head.
+/// Finds the end of a request head that arrives in pieces, resuming where
+/// the previous call stopped: a head sent one byte per read costs a linear
+/// scan, not a rescan of the whole buffer per read (which let one client
+/// spend a second of reactor CPU on a 100 KiB head).
 ///
-/// httparse accepts a bare LF as a line end; a front-end proxy that does not
-/// would see a different request, which is the classic smuggling setup. So
-/// every CR must be followed by LF and every LF preceded by CR before httparse
-/// sees the bytes. Only the first `MAX_HEADER_BYTES` are looked at: a head
-/// that does not end within them is too large whatever follows, which keeps
-/// the answer independent of how the bytes were split into reads.
-fn scan_head(buf: &[u8]) -> Result<Option<HeadShape>, ParseError> {
-    let view = &buf[..buf.len().min(MAX_HEADER_BYTES)];
+/// Use one scanner per request and call [`HeadScanner::parse`] with the
+/// same buffer, grown, each time; start a new scanner for the next request.
+#[derive(Debug, Clone, Default)]
+pub struct HeadScanner {
+    /// Next byte to look at.
+    pos: usize,
+    /// The empty lines before the request line have been skipped.
+    leading_done: bool,
+    request_line_start: usize,
+    /// Index of the request line's CR once it has been seen.
+    request_line_end: Option<usize>,
+    line_start: usize,
+    header_lines: usize,
+    /// Bytes examined so far, re-examined ones included.
+    work: usize,
+}
 
-    let mut pos = 0;
-    while view.len() >= pos + 2 && view[pos] == b'\r' && view[pos + 1] == b'\n' {
-        pos += 2;
+impl HeadScanner {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
     }
-    let request_line_start = pos;
-    let mut line_start = pos;
-    let mut request_line_done = false;
-    let mut header_lines = 0;
 
-    while let Some(cr) = find_line_break(view, pos) {
-        if view[cr] == b'\n' {
-            return Err(bad("bare LF in request head"));
+    /// Bytes this scanner has examined, counting any byte looked at twice
+    /// twice; lets tests check that the work stays linear.
+    #[must_use]
+    pub fn work(&self) -> usize {
+        self.work
+    }
+
+    /// Parses the head at the start of `buf`, which must begin with the
+    /// bytes of every earlier call on this scanner. Bytes after the head
+    /// (body, pipelined requests) are left alone; `head_len` says where
+    /// they start.
+    ///
+    /// # Errors
+    ///
+    /// As [`parse_head`].
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Parsed, ParseError> {
+        let Some(head_len) = self.scan(buf)? else {
+            return Ok(Parsed::Partial);
+        };
+        if self.header_lines > MAX_HEADERS {
+            return Err(ParseError::HeaderTooLarge);
         }
-        if cr + 1 == view.len() {
-            break; // the LF may still be on its way
-        }
-        if view[cr + 1] != b'\n' {
-            return Err(bad("bare CR in request head"));
-        }
-        if !request_line_done {
-            if cr - request_line_start > MAX_URI_BYTES + REQUEST_LINE_SLACK {
-                return Err(ParseError::UriTooLong);
-            }
-            request_line_done = true;
-        } else if cr == line_start {
-            return Ok(Some(HeadShape {
-                head_len: cr + 2,
-                header_lines,
-            }));
+        let line_end = self.request_line_end.unwrap_or(0);
+        let head = with_http_1_1(&buf[..head_len], line_end);
+        let parsed = if self.header_lines <= INLINE_HEADERS {
+            let mut slots = [httparse::EMPTY_HEADER; INLINE_HEADERS];
+            build_head(&head, &mut slots)?
         } else {
-            if matches!(view[line_start], b' ' | b'\t') {
-                return Err(bad("obsolete line folding or whitespace before header name"));
-            }
-            header_lines += 1;
-        }
-        pos = cr + 2;
-        line_start = pos;
+            let mut slots = vec![httparse::EMPTY_HEADER; self.header_lines];
+            build_head(&head, &mut slots)?
+        };
+        Ok(Parsed::Complete(parsed))
     }
 
-    if !request_line_done && view.len() - request_line_start > MAX_URI_BYTES + REQUEST_LINE_SLACK {
-        return Err(ParseError::UriTooLong);
+    /// Validates line endings and size limits and finds the end of the head.
+    ///
+    /// httparse accepts a bare LF as a line end; a front-end proxy that does
+    /// not would see a different request, which is the classic smuggling
+    /// setup. So every CR must be followed by LF and every LF preceded by CR
+    /// before httparse sees the bytes. Only the first `MAX_HEADER_BYTES` are
+    /// looked at: a head that does not end within them is too large whatever
+    /// follows, which keeps the answer independent of how the bytes were
+    /// split into reads.
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ParseError> {
+        let view = &buf[..buf.len().min(MAX_HEADER_BYTES)];
+
+        if !self.leading_done {
+            while view.len() >= self.pos + 2 && view[self.pos] == b'\r' && view[self.pos + 1] == b'\n' {
+                self.pos += 2;
+                self.work += 2;
+            }
+            match view.get(self.pos..) {
+                None | Some([] | [b'\r']) => return self.partial(buf),
+                Some(_) => {}
+            }
+            self.leading_done = true;
+            self.request_line_start = self.pos;
+            self.line_start = self.pos;
+        }
+        if self.request_line_end.is_none() {
+            check_opening(&view[self.request_line_start..])?;
+        }
+
+        loop {
+            let Some(cr) = find_line_break(view, self.pos) else {
+                self.work += view.len() - self.pos;
+                self.pos = view.len();
+                break;
+            };
+            self.work += cr + 1 - self.pos;
+            self.pos = cr;
+            if view[cr] == b'\n' {
+                return Err(bad("bare LF in request head"));
+            }
+            if cr + 1 == view.len() {
+                break; // the LF may still be on its way; look at the CR again then
+            }
+            if view[cr + 1] != b'\n' {
+                return Err(bad("bare CR in request head"));
+            }
+            if self.request_line_end.is_none() {
+                if cr - self.request_line_start > MAX_URI_BYTES + REQUEST_LINE_SLACK {
+                    return Err(ParseError::UriTooLong);
+                }
+                check_request_line(&view[self.request_line_start..cr + 2], cr - self.request_line_start)?;
+                self.request_line_end = Some(cr);
+            } else if cr == self.line_start {
+                return Ok(Some(cr + 2));
+            } else {
+                if matches!(view[self.line_start], b' ' | b'\t') {
+                    return Err(bad("obsolete line folding or whitespace before header name"));
+                }
+                self.header_lines += 1;
+            }
+            self.pos = cr + 2;
+            self.line_start = self.pos;
+        }
+        self.partial(buf)
     }
-    if buf.len() > MAX_HEADER_BYTES {
-        return Err(ParseError::HeaderTooLarge);
+
+    /// The head is not complete: fail now if it never can be within limits.
+    fn partial(&self, buf: &[u8]) -> Result<Option<usize>, ParseError> {
+        let view_len = buf.len().min(MAX_HEADER_BYTES);
+        if self.leading_done
+            && self.request_line_end.is_none()
+            && view_len.saturating_sub(self.request_line_start) > MAX_URI_BYTES + REQUEST_LINE_SLACK
+        {
+            return Err(ParseError::UriTooLong);
+        }
+        if buf.len() > MAX_HEADER_BYTES {
+            return Err(ParseError::HeaderTooLarge);
+        }
+        Ok(None)
     }
-    Ok(None)
+}
+
+/// What a connection's first bytes show it to be, when it can never be an
+/// HTTP/1 request: answered 400 at once instead of 408 after the timeout.
+/// The reasons are part of the log line, and the log can add a hint for them
+/// (a TLS client on a plain port usually means a missing `ssl://` bind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotHttp {
+    /// A TLS record (ClientHello: 0x16 0x03 ...): `https://` to a plain port.
+    Tls,
+    /// An SSH client's banner (`SSH-2.0-...`).
+    Ssh,
+    /// Any other byte that cannot start a method token (NUL, binary).
+    NotAToken,
+}
+
+impl NotHttp {
+    /// The log line's wording; stable, so tools and hints can match it.
+    #[must_use]
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotHttp::Tls => "TLS handshake on a plain port",
+            NotHttp::Ssh => "SSH handshake on an HTTP port",
+            NotHttp::NotAToken => "request does not start with a method token",
+        }
+    }
+}
+
+/// Rejects an opening that can never become a request line: the method is a
+/// token, so its first byte must be a token character; a TLS or SSH client
+/// is named so the log says what happened. `line` starts at the request line
+/// and may be incomplete.
+fn check_opening(line: &[u8]) -> Result<(), ParseError> {
+    let Some(&first) = line.first() else { return Ok(()) };
+    if first == 0x16 && line.get(1).is_none_or(|&b| b == 0x03) {
+        return Err(ParseError::NotHttp(NotHttp::Tls));
+    }
+    if !is_tchar(first) {
+        return Err(ParseError::NotHttp(NotHttp::NotAToken));
+    }
+    if line.starts_with(b"SSH-") {
+        return Err(ParseError::NotHttp(NotHttp::Ssh));
+    }
+    Ok(())
+}
+
+/// Checks a complete request line (CRLF included) as soon as it is here, so
+/// that a line that is not `method SP target SP HTTP/x.y` fails before the
+/// client has sent (or never sends) the rest of the head.
+fn check_request_line(line: &[u8], line_len: usize) -> Result<(), ParseError> {
+    let line = with_http_1_1(line, line_len);
+    let mut no_headers = [httparse::EMPTY_HEADER; 0];
+    match httparse::Request::new(&mut no_headers).parse(&line) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Err(e) => Err(map_httparse_error(e)),
+    }
+}
+
+/// `HTTP/1.2` ... `HTTP/1.9` are HTTP/1.1 to a server that implements 1.1
+/// (RFC 9110 §2.5: a later minor version is served as the highest one
+/// supported), but httparse only knows 1.0 and 1.1; the request line, which
+/// ends at `line_end`, is given to it with the minor digit rewritten.
+fn with_http_1_1(head: &[u8], line_end: usize) -> std::borrow::Cow<'_, [u8]> {
+    let minor = line_end.wrapping_sub(1);
+    let later_minor = line_end >= 9
+        && head.get(line_end - 9..line_end - 1) == Some(b" HTTP/1.")
+        && matches!(head[minor], b'2'..=b'9');
+    if later_minor {
+        let mut patched = head.to_vec();
+        patched[minor] = b'1';
+        std::borrow::Cow::Owned(patched)
+    } else {
+        std::borrow::Cow::Borrowed(head)
+    }
+}
+
+/// RFC 9110 §5.6.2 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Index of the first CR or LF at or after `from`.
@@ -502,12 +655,9 @@ struct TransferCodings {
 impl TransferCodings {
     fn add(&mut self, raw: &[u8]) {
         self.present = true;
-        for element in list_elements(raw) {
-            // Parameters (";q=...") do not change which coding it is.
-            let name = match element.iter().position(|&b| b == b';') {
-                Some(i) => trim_ows(&element[..i]),
-                None => element,
-            };
+        for name in list_elements(raw) {
+            // A coding with parameters (`chunked;q=1`) is not the bare
+            // `chunked` we decode: 501, as in Puma, rather than a guess.
             if name.eq_ignore_ascii_case(b"chunked") {
                 self.chunked_count += 1;
                 self.chunked_last = true;
@@ -732,10 +882,16 @@ mod tests {
     }
 
     #[test]
-    fn only_http_1_0_and_1_1() {
+    fn http_1_0_and_1_x_only() {
         assert_eq!(ok(b"GET / HTTP/1.0\r\n\r\n").version, Version::Http10);
         assert_eq!(ok(b"GET / HTTP/1.1\r\n\r\n").version, Version::Http11);
-        for v in ["HTTP/1.2", "HTTP/2.0", "HTTP/0.9", "HTTP/1", "HTTP/11.1", "HTTPS/1.1"] {
+        // Later 1.x minors are served as 1.1 (RFC 9110 §2.5).
+        for v in ["HTTP/1.2", "HTTP/1.9"] {
+            let input = format!("GET / {v}\r\nHost: x\r\n\r\n");
+            let head = ok(input.as_bytes());
+            assert_eq!((head.version, head.keep_alive), (Version::Http11, true), "{v}");
+        }
+        for v in ["HTTP/2.0", "HTTP/0.9", "HTTP/1.", "HTTP/1.10", "HTTP/1.a", "HTTP/1", "HTTP/11.1", "HTTPS/1.1"] {
             let input = format!("GET / {v}\r\n\r\n");
             assert_eq!(status(input.as_bytes()), 400, "{v}");
         }
@@ -974,6 +1130,9 @@ mod tests {
         };
         assert_eq!(te("chunked"), 200);
         assert_eq!(te("gzip"), 501);
+        assert_eq!(te("chunked;q=1"), 501);
+        assert_eq!(te("chunked ; q=1"), 501);
+        assert_eq!(te("gzip;level=1, chunked"), 501);
         assert_eq!(te("identity"), 501);
         assert_eq!(te("x-foo"), 501);
         assert_eq!(te("gzip, chunked"), 501);
@@ -1074,4 +1233,88 @@ mod tests {
         assert_eq!(trim_ows(b"   "), b"");
         assert_eq!(trim_ows(b"\ra\r"), b"\ra\r");
     }
+
+    #[test]
+    fn a_head_sent_one_byte_per_read_is_scanned_once() {
+        let mut input = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..2000 {
+            input.extend_from_slice(format!("X-Header-{i}: some value {i}\r\n").as_bytes());
+        }
+        input.extend_from_slice(b"\r\n");
+        let mut scanner = HeadScanner::new();
+        let mut head = None;
+        for end in 1..=input.len() {
+            match scanner.parse(&input[..end]) {
+                Ok(Parsed::Partial) => {}
+                Ok(Parsed::Complete(h)) => head = Some((end, h)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (end, head) = head.expect("complete");
+        assert_eq!(end, input.len());
+        assert_eq!(head.headers.len(), 2000);
+        // Each byte is looked at once, plus once more for a CR that arrived
+        // without its LF; rescanning would be ~len²/2 (here ~3·10⁹).
+        assert!(scanner.work() <= 2 * input.len(), "{} for {} bytes", scanner.work(), input.len());
+        let mut by_lines = HeadScanner::new();
+        for line_end in input.windows(2).enumerate().filter(|(_, w)| w == b"\r\n").map(|(i, _)| i + 2) {
+            let _ = by_lines.parse(&input[..line_end]);
+        }
+        assert!(by_lines.work() <= input.len() + 4000, "{}", by_lines.work());
+    }
+
+    #[test]
+    fn scanner_gives_the_stateless_answer_for_every_prefix_sequence() {
+        let inputs: [&[u8]; 6] = [
+            b"\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\nbody",
+            b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\nb\r\n\r\n",
+            b"GET / HTTP/1.9\r\n\r\n",
+            b"\r\n\x16\x03\x01\x02\x00",
+            b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n",
+        ];
+        for input in inputs {
+            let whole = parse_head(input);
+            for step in 1..4 {
+                let mut scanner = HeadScanner::new();
+                let mut answer = Ok(Parsed::Partial);
+                let mut end = 0;
+                while answer == Ok(Parsed::Partial) && end < input.len() {
+                    end = (end + step).min(input.len());
+                    answer = scanner.parse(&input[..end]);
+                }
+                assert_eq!(answer, whole, "{input:?} in steps of {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn openings_that_can_never_be_http_are_rejected_at_once() {
+        let not_http = |input: &[u8]| match parse_head(input) {
+            Err(ParseError::NotHttp(what)) => Some(what),
+            _ => None,
+        };
+        // A TLS ClientHello's record header, even before the rest arrives.
+        assert_eq!(not_http(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), Some(NotHttp::Tls));
+        assert_eq!(not_http(b"\x16"), Some(NotHttp::Tls));
+        assert_eq!(not_http(b"SSH-2.0-OpenSSH_9.2p1\r\n"), Some(NotHttp::Ssh));
+        assert_eq!(not_http(b"SSH-"), Some(NotHttp::Ssh));
+        assert_eq!(not_http(b"\0"), Some(NotHttp::NotAToken));
+        assert_eq!(not_http(b"\r\n\xff"), Some(NotHttp::NotAToken));
+        assert_eq!(not_http(b"\x16\x01"), Some(NotHttp::NotAToken));
+        assert_eq!(ParseError::NotHttp(NotHttp::Tls).status(), 400);
+        assert!(ParseError::NotHttp(NotHttp::Tls).reason().contains("TLS handshake on a plain port"));
+        // Prefixes of real requests wait.
+        for partial in [&b"G"[..], b"SSH", b"\r\n", b"\r", b"GET / HTTP/1.1\r\n"] {
+            assert_eq!(parse_head(partial), Ok(Parsed::Partial), "{partial:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_request_line_fails_before_the_rest_of_the_head() {
+        for line in [&b"GARBAGE\r\n"[..], b"GET / HTTP/2.0\r\n", b"GET /a b HTTP/1.1\r\n", b"GET / HTTP/1.1 \r\n"] {
+            assert_eq!(status(line), 400, "{line:?}");
+        }
+    }
+
 }
