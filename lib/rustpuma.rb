@@ -21,3 +21,7 @@ require_relative "rustpuma/server"
 # reads Puma's configuration. See docs/architecture.md for the request path.
 module Rustpuma
 end
+
+# `gem "rustpuma"` in a Gemfile: Bundler.require loads this file after Rack
+# (and Rails) are loaded, so that `bin/rails server` with no -u finds us.
+require_relative "rustpuma/rack_default" if defined?(::Rack::Handler) || defined?(::Rackup::Handler)

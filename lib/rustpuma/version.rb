@@ -3,5 +3,5 @@
 module Rustpuma
   VERSION = "0.1.0"
   # The Puma release whose behaviour and configuration we follow.
-  PUMA_COMPAT_VERSION = "6.4"
+  PUMA_COMPAT_VERSION = "8.0"
 end

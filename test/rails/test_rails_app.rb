@@ -68,6 +68,26 @@ class TestRailsApp < Minitest::Test
     end
   end
 
+  # `bin/rails server` names no server: Rack guesses one, puma first. With
+  # only rustpuma in the Gemfile it must pick rustpuma (no -u needed).
+  def test_bin_rails_server_without_using_starts_rustpuma
+    port = ServerProcess.free_port
+    server = ServerProcess.new(bind: nil, dir: APP, command: [RbConfig.ruby, "bin/rails", "server", "-p", port.to_s],
+                               env: self.class.bundle_env)
+    server.start
+    begin
+      assert_includes server.output, "=> Booting Rustpuma"
+      assert_includes server.output, "(Puma 8.0 compatible)", "the banner names the Puma release we follow"
+      assert_includes server.output, "Rustpuma starting in single mode"
+      response = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/"))
+      assert_equal "200", response.code
+      assert_match(/\AHello from Rails [\d.]+ on rustpuma/, response.body)
+    ensure
+      server.stop
+    end
+    refute_includes server.output, "Could not find server"
+  end
+
   private
 
   # ActionController::Live: three chunks, 50 ms apart, sent as they are
