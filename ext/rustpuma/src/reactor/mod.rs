@@ -8,6 +8,14 @@
 //! and reads them when the client comes back (the data may already be there).
 //! Deadlines are swept on the cadence of [`crate::timers`]; relayed hijacks
 //! live in [`crate::tunnel`].
+//!
+//! Split by concern: [`accept`] (new connections), [`writing`] (responses
+//! the pool handed back), [`tunnels`] (relayed hijacks); this file holds the
+//! loop, the slots and the reading side.
+
+mod accept;
+mod tunnels;
+mod writing;
 
 use std::io;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -22,9 +30,9 @@ use crate::client::{Advance, Client, Limits};
 use crate::http::response::error_response;
 use crate::log;
 use crate::outgoing::Outgoing;
-use crate::socket::{Listener, WRITE_TIMEOUT};
+use crate::socket::Listener;
 use crate::timers::Sweep;
-use crate::tunnel::{Pumped, Tunnel};
+use crate::tunnel::Tunnel;
 
 const WAKER: Token = Token(usize::MAX);
 const FIRST_LISTENER: usize = usize::MAX - 1;
@@ -233,43 +241,6 @@ impl Reactor {
         }
     }
 
-    fn accept(&mut self, index: usize) {
-        if self.shared.stopping() {
-            return;
-        }
-        self.accept_pending(index);
-    }
-
-    fn accept_pending(&mut self, index: usize) {
-        loop {
-            let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else { return };
-            match listener.accept() {
-                Ok((stream, remote_addr)) => {
-                    let entry = self.clients.vacant_entry();
-                    let key = entry.key();
-                    let mut client = Box::new(Client::new(stream, remote_addr));
-                    if self.poll.registry().register(client.stream.source(), Token(key), Interest::READABLE).is_err() {
-                        continue;
-                    }
-                    entry.insert(Slot::Waiting { client, deadline: far_future() });
-                    self.set_deadline(key, self.timeouts.first_data);
-                    // The client may have sent its request with the handshake.
-                    self.on_readable(key);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(e) => {
-                    // EMFILE and friends: the pending connection stays in
-                    // the backlog; try again shortly.
-                    log::warn(&format!("accept failed: {e}"));
-                    self.retry_accept_at = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return;
-                }
-            }
-        }
-    }
-
     fn on_event(&mut self, key: usize) {
         match self.clients.get(key) {
             Some(Slot::Waiting { .. }) => self.on_readable(key),
@@ -280,36 +251,6 @@ impl Reactor {
                 self.pump_tunnel(tls_key)
             }
             _ => {}
-        }
-    }
-
-    fn start_tunnel(&mut self, key: usize, mut client: Box<Client>, mut pair: mio::net::UnixStream) {
-        let pair_key = self.clients.insert(Slot::TunnelPeer { tls_key: key });
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        let registered = self.poll.registry().register(&mut pair, Token(pair_key), interest).is_ok()
-            && self.poll.registry().reregister(client.stream.source(), Token(key), interest).is_ok();
-        self.clients[key] = Slot::Tunnel(Box::new(Tunnel::new(client, pair, pair_key)));
-        self.tunnel_slots += 2;
-        if registered {
-            self.pump_tunnel(key);
-        } else {
-            self.close_tunnel(key);
-        }
-    }
-
-    fn pump_tunnel(&mut self, key: usize) {
-        let Some(Slot::Tunnel(tunnel)) = self.clients.get_mut(key) else { return };
-        if let Pumped::Closed = tunnel.pump() {
-            self.close_tunnel(key);
-        }
-    }
-
-    fn close_tunnel(&mut self, key: usize) {
-        if let Slot::Tunnel(mut tunnel) = self.clients.remove(key) {
-            let _ = self.poll.registry().deregister(&mut tunnel.pair);
-            let _ = self.poll.registry().deregister(tunnel.client.stream.source());
-            self.clients.remove(tunnel.pair_key);
-            self.tunnel_slots -= 2;
         }
     }
 
@@ -391,46 +332,6 @@ impl Reactor {
                         self.clients.remove(token.0);
                     }
                 }
-            }
-        }
-    }
-
-    /// Writes what the socket takes; when done, the connection is kept for
-    /// the next request or closed, and leaves the in-flight count.
-    fn continue_writing(&mut self, key: usize) {
-        let Some(Slot::Writing { client, out, .. }) = self.clients.get_mut(key) else { return };
-        match out.write_to(&mut client.stream) {
-            Ok(false) => {
-                out.waited = true;
-                let _ = self.poll.registry().reregister(
-                    client.stream.source(),
-                    Token(key),
-                    Interest::READABLE | Interest::WRITABLE,
-                );
-                self.set_deadline(key, WRITE_TIMEOUT);
-            }
-            Ok(true) => {
-                self.busy -= 1;
-                let keep = out.keep_alive && !self.shared.stopping();
-                let Slot::Writing { mut client, out, .. } = std::mem::replace(&mut self.clients[key], Slot::Busy) else {
-                    unreachable!()
-                };
-                if out.waited {
-                    let _ = self.poll.registry().reregister(client.stream.source(), Token(key), Interest::READABLE);
-                }
-                if !keep {
-                    let _ = self.poll.registry().deregister(client.stream.source());
-                    self.clients.remove(key);
-                    return;
-                }
-                client.reset_for_next_request();
-                self.clients[key] = Slot::Waiting { client, deadline: far_future() };
-                self.set_deadline(key, self.timeouts.persistent);
-                self.on_readable(key);
-            }
-            Err(_) => {
-                self.busy -= 1;
-                self.close(key);
             }
         }
     }
