@@ -28,3 +28,8 @@ module Minitest
 end
 
 FIXTURES = File.expand_path("fixtures", __dir__)
+
+require "rustpuma/default_bind"
+# Puma 8's default host as it appears in a bind: `[::]` where the machine
+# has IPv6, else `0.0.0.0`.
+DEFAULT_HOST = Rustpuma::DefaultBind.ipv6_available? ? "[::]" : "0.0.0.0" unless defined?(DEFAULT_HOST)

@@ -5,6 +5,9 @@ require "stringio"
 require "tmpdir"
 require "rustpuma/cli"
 
+# Puma 8's default host in a bind (see Rustpuma::DefaultBind).
+DEFAULT_HOST = Rustpuma::DefaultBind.ipv6_available? ? "[::]" : "0.0.0.0" unless defined?(DEFAULT_HOST)
+
 # Unit tests for Rustpuma::CLI: Puma's flags map onto the same options, the
 # config file is found or skipped, and errors exit 1 with a useful message.
 # No server is started: #configuration is inspected, and #run gets a stub
@@ -63,20 +66,20 @@ class TestCLI < Minitest::Test
 
   def test_no_flags_gives_defaults
     o = options
-    assert_equal ["tcp://0.0.0.0:9292"], o[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:9292"], o[:binds]
     assert_equal [0, 5], o.values_at(:min_threads, :max_threads)
     assert_equal "config.ru", o[:rackup]
   end
 
   def test_bind_and_port_accumulate
     o = options("-b", "tcp://127.0.0.1:3000", "--bind", "unix:///tmp/r.sock", "-p", "4000")
-    assert_equal ["tcp://127.0.0.1:3000", "unix:///tmp/r.sock", "tcp://0.0.0.0:4000"], o[:binds]
+    assert_equal ["tcp://127.0.0.1:3000", "unix:///tmp/r.sock", "tcp://#{DEFAULT_HOST}:4000"], o[:binds]
   end
 
   def test_flags_replace_config_file_binds
     write_config("port 3000\nthreads 1, 2\n")
     o = options("-p", "5000")
-    assert_equal ["tcp://0.0.0.0:5000"], o[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:5000"], o[:binds]
     assert_equal [1, 2], o.values_at(:min_threads, :max_threads), "file still applies elsewhere"
   end
 
@@ -131,17 +134,17 @@ class TestCLI < Minitest::Test
   def test_config_file_flag_and_no_config
     write_config("port 1111\n")
     write_config("port 2222\n", "other.rb")
-    assert_equal ["tcp://0.0.0.0:1111"], options[:binds]
-    assert_equal ["tcp://0.0.0.0:2222"], options("-C", "other.rb")[:binds]
-    assert_equal ["tcp://0.0.0.0:2222"], options("--config", "other.rb")[:binds]
-    assert_equal ["tcp://0.0.0.0:9292"], options("--no-config")[:binds]
-    assert_equal ["tcp://0.0.0.0:9292"], options("-C", "-")[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:1111"], options[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:2222"], options("-C", "other.rb")[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:2222"], options("--config", "other.rb")[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:9292"], options("--no-config")[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:9292"], options("-C", "-")[:binds]
   end
 
   def test_environment_specific_config_file
     write_config("port 1111\n")
     write_config("port 3333\n", "config/puma/production.rb")
-    assert_equal ["tcp://0.0.0.0:3333"], options("-e", "production")[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:3333"], options("-e", "production")[:binds]
   end
 
   def test_control_flags
@@ -199,7 +202,7 @@ class TestCLI < Minitest::Test
   def test_run_starts_the_launcher_with_the_loaded_configuration
     cli("-p", "6000").run
     conf = FakeLauncher.started
-    assert_equal ["tcp://0.0.0.0:6000"], conf.options[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:6000"], conf.options[:binds]
     assert_equal 200, conf.app.call({}).first
   end
 

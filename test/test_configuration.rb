@@ -5,6 +5,9 @@ require "stringio"
 require "tmpdir"
 require "rustpuma/configuration"
 
+# Puma 8's default host in a bind (see Rustpuma::DefaultBind).
+DEFAULT_HOST = Rustpuma::DefaultBind.ipv6_available? ? "[::]" : "0.0.0.0" unless defined?(DEFAULT_HOST)
+
 # Unit tests for Rustpuma::Configuration: defaults, the environment layer,
 # precedence between layers, config file lookup, app building and hooks.
 class TestConfiguration < Minitest::Test
@@ -39,7 +42,7 @@ class TestConfiguration < Minitest::Test
     c = conf
     c.load
     o = c.options
-    assert_equal ["tcp://0.0.0.0:9292"], o[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:9292"], o[:binds]
     assert_equal 0, o[:min_threads]
     assert_equal 5, o[:max_threads]
     assert_equal "development", o[:environment]
@@ -129,7 +132,7 @@ class TestConfiguration < Minitest::Test
     c.user_dsl.threads 6, 8
     c.load
     assert_equal [6, 8], [c.options[:min_threads], c.options[:max_threads]], "CLI wins"
-    assert_equal ["tcp://0.0.0.0:4000"], c.options[:binds], "file replaces default binds"
+    assert_equal ["tcp://#{DEFAULT_HOST}:4000"], c.options[:binds], "file replaces default binds"
     assert_equal 4, c.options[:workers], "env beats the built-in default"
 
     c = conf({}, file: path)
@@ -159,13 +162,13 @@ class TestConfiguration < Minitest::Test
       c = conf({ environment: "production" }, file: nil)
       c.load
       assert_equal ["config/puma/production.rb"], c.config_files
-      assert_equal ["tcp://0.0.0.0:2000"], c.options[:binds]
+      assert_equal ["tcp://#{DEFAULT_HOST}:2000"], c.options[:binds]
 
       ENV.delete("RACK_ENV")
       c = conf({}, file: nil)
       c.load
       assert_equal ["config/puma.rb"], c.config_files
-      assert_equal ["tcp://0.0.0.0:1000"], c.options[:binds]
+      assert_equal ["tcp://#{DEFAULT_HOST}:1000"], c.options[:binds]
     end
   end
 
@@ -176,7 +179,7 @@ class TestConfiguration < Minitest::Test
     Dir.chdir(@dir) do
       c = conf({}, file: nil)
       c.load
-      assert_equal ["tcp://0.0.0.0:3000"], c.options[:binds]
+      assert_equal ["tcp://#{DEFAULT_HOST}:3000"], c.options[:binds]
     end
   end
 
@@ -184,7 +187,7 @@ class TestConfiguration < Minitest::Test
     write("config/puma.rb", "port 1500\n")
     c = conf({ directory: @dir }, file: nil)
     c.load
-    assert_equal ["tcp://0.0.0.0:1500"], c.options[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:1500"], c.options[:binds]
   end
 
   def test_no_config_skips_lookup
@@ -194,7 +197,7 @@ class TestConfiguration < Minitest::Test
         c = conf({}, file: none)
         c.load
         assert_equal [], c.config_files
-        assert_equal ["tcp://0.0.0.0:9292"], c.options[:binds]
+        assert_equal ["tcp://#{DEFAULT_HOST}:9292"], c.options[:binds]
       end
     end
   end
@@ -237,7 +240,7 @@ class TestConfiguration < Minitest::Test
     c = conf({}, file: path)
     c.load
     assert_equal 3, c.options[:workers]
-    assert_equal ["tcp://0.0.0.0:3100"], c.options[:binds]
+    assert_equal ["tcp://#{DEFAULT_HOST}:3100"], c.options[:binds]
   end
 
   def test_error_in_loaded_file_names_that_file

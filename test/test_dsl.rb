@@ -54,7 +54,7 @@ class TestDSL < Minitest::Test
     @dsl.port "3001", "127.0.0.1"
     @dsl.port 3002, "::1"
     @dsl.bind "unix:///tmp/a.sock"
-    assert_equal ["tcp://0.0.0.0:3000", "tcp://127.0.0.1:3001", "tcp://[::1]:3002", "unix:///tmp/a.sock"],
+    assert_equal ["tcp://[::]:3000", "tcp://127.0.0.1:3001", "tcp://[::1]:3002", "unix:///tmp/a.sock"],
                  @opts[:binds]
     @dsl.clear_binds!
     assert_equal [], @opts[:binds]

@@ -94,6 +94,7 @@ module Rustpuma
 
       uri = URI.parse(str)
       params = uri.query ? URI.decode_www_form(uri.query).to_h : {}
+      first = @listeners.size
       case uri.scheme
       when "tcp" then bind_tcp(uri.host, uri.port, params)
       when "ssl" then bind_ssl(uri, params)
@@ -102,12 +103,35 @@ module Rustpuma
         raise ArgumentError, "rustpuma does not support #{uri.scheme}:// binds yet (#{str})"
       end
       # Keyed by the configured string, so a restart finds it again even
-      # for port 0.
-      @listeners.last.bind = str
+      # for port 0. `localhost` made several listeners, one per address.
+      @listeners[first..].each do |l|
+        l.bind = str
+        @log_writer.log "* Listening on #{listening_url(l, str)}"
+      end
     end
 
+    # Puma's wording: the address bound (ssl:// with the bind's query),
+    # or the unix bind as configured.
+    def listening_url(listener, str)
+      case listener.kind
+      when "unix" then str
+      when "ssl"
+        query = URI.parse(str).query
+        query ? "#{listener.uri}?#{query}" : listener.uri
+      else listener.uri
+      end
+    end
+
+    # `localhost` is every loopback address the interfaces carry (127.0.0.1,
+    # and ::1 where IPv6 is configured), as Puma binds it: /etc/hosts may
+    # list only one of them, while clients resolve `localhost` to either.
     def bind_tcp(host, port, params)
       host = host.delete_prefix("[").delete_suffix("]")
+      if host == "localhost"
+        loopback_addresses.each { |addr| bind_tcp(addr, port, params) }
+        return
+      end
+
       server = TCPServer.new(host, port)
       server.setsockopt(Socket::SOL_SOCKET, Socket::SO_REUSEADDR, true)
       server.listen(Integer(params.fetch("backlog", DEFAULT_BACKLOG)))
@@ -116,9 +140,15 @@ module Rustpuma
       @listeners << Listener.new(server, "tcp", "http://#{shown}:#{addr.ip_port}", nil)
     end
 
+    def loopback_addresses
+      addrs = Socket.ip_address_list.select { |a| a.ipv4_loopback? || a.ipv6_loopback? }.map(&:ip_address).uniq
+      addrs.empty? ? ["127.0.0.1"] : addrs
+    end
+
     def bind_ssl(uri, params)
+      first = @listeners.size
       bind_tcp(uri.host, uri.port, params)
-      make_tls(@listeners.last, params)
+      @listeners[first..].each { |l| make_tls(l, params) }
     end
 
     # Turns a TCP listener into an ssl:// one with its TLS settings.
@@ -139,20 +169,28 @@ module Rustpuma
       listener.uri = listener.uri.sub("http://", "ssl://")
     end
 
-    # A stale socket file (no server behind it) is replaced; a live one is
-    # an error, as in Puma.
+    # As Puma: the socket is created with umask 0 unless `umask` says, so
+    # that a proxy running as another user (nginx) can connect; `mode`
+    # chmods it afterwards. A stale socket file (no server behind it) is
+    # replaced; a live one is an error. Only a file this process created
+    # is removed at shutdown: one that existed before boot is left alone.
     def bind_unix(path, params)
-      if File.exist?(path)
+      abstract = path.start_with?("\0")
+      created = !abstract && !File.exist?(path)
+      if !abstract && File.exist?(path)
         raise ArgumentError, "There is already a server bound to: #{path}" if live_unix_socket?(path)
 
         File.unlink(path)
       end
-      old_umask = File.umask(Integer(params["umask"], 8)) if params["umask"]
-      server = UNIXServer.new(path)
-      File.umask(old_umask) if old_umask
-      File.chmod(Integer(params["mode"], 8), path) if params["mode"]
+      old_umask = File.umask(params["umask"] ? Integer(params["umask"]) : 0)
+      begin
+        server = UNIXServer.new(path)
+      ensure
+        File.umask(old_umask)
+      end
+      File.chmod(Integer("0#{params['mode']}"), path) if params["mode"] && !abstract
       server.listen(Integer(params.fetch("backlog", DEFAULT_BACKLOG)))
-      @listeners << Listener.new(server, "unix", "unix://#{path}", path)
+      @listeners << Listener.new(server, "unix", "unix://#{path}", created ? path : nil)
     end
 
     def take_inherited(env)

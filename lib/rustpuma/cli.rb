@@ -117,7 +117,7 @@ module Rustpuma
           user.idle_timeout arg
         end
         o.on "-p", "--port PORT", "Define the TCP port to bind to", "Use -b for more advanced options" do |arg|
-          user.bind "tcp://#{Configuration::DEFAULT_TCP_HOST}:#{Integer(arg)}"
+          user.port Integer(arg), Configuration::DEFAULT_TCP_HOST
         rescue ArgumentError
           raise OptionParser::InvalidArgument, "--port #{arg}"
         end

@@ -65,9 +65,8 @@ module Rustpuma
 
     def run
       log_banner
-      @binder = @launcher.bind_listeners
+      @binder = @launcher.bind_listeners(@log_writer)
       load_app
-      @binder.urls.each { |url| log "* Listening on #{url}" }
 
       @read, @write = IO.pipe            # workers -> master, and wake-ups
       @check_pipe, @suicide_pipe = IO.pipe # EOF in the workers when the master dies
@@ -203,7 +202,12 @@ module Rustpuma
       restarting = @launcher.restarting?
       @control&.stop
       if @status == :halt
-        log "* Halting"
+        # The workers go as soon as they see the master gone; the socket
+        # files this process created are removed, as Puma does.
+        log "* Stopping immediately!"
+        @binder.close
+        log "=== rustpuma shutdown: #{Time.now} ==="
+        log Const::GOODBYE
         return
       end
 

@@ -3,6 +3,7 @@
 require "etc"
 require "securerandom"
 require "tmpdir"
+require_relative "default_bind"
 require_relative "log_writer"
 
 module Rustpuma
@@ -21,7 +22,8 @@ module Rustpuma
   # hash per layer so that, say, `-b` on the command line replaces the binds
   # of config/puma.rb instead of adding to them.
   class Configuration
-    DEFAULT_TCP_HOST = "0.0.0.0"
+    # Puma 8's default host: see DefaultBind (`::` or `0.0.0.0`).
+    DEFAULT_TCP_HOST = DefaultBind::IPV6_ANY
     DEFAULT_TCP_PORT = 9292
 
     # Option keys holding Arrays of blocks, under the Puma 7 names.
@@ -45,7 +47,7 @@ module Rustpuma
     # Puma 6/7 defaults under Puma's key names. nil means "not set": either
     # truly optional or computed in #finalize from other values.
     DEFAULTS = {
-      binds: ["tcp://#{DEFAULT_TCP_HOST}:#{DEFAULT_TCP_PORT}"].freeze,
+      binds: ["tcp://[#{DEFAULT_TCP_HOST}]:#{DEFAULT_TCP_PORT}"].freeze,
       min_threads: 0,
       max_threads: 5,
       environment: "development",
@@ -298,6 +300,7 @@ module Rustpuma
       opts[:state] = opts[:state_path]
       opts[:tag] ||= File.basename(opts[:directory])
       opts[:worker_boot_timeout] ||= opts[:worker_timeout]
+      opts[:binds] = DefaultBind.rewrite(opts[:binds], ->(msg) { Kernel.warn(msg) })
       if opts[:preload_app].nil?
         opts[:preload_app] = opts[:workers] > 1 && !opts[:prune_bundler]
       end

@@ -53,11 +53,12 @@ module Rustpuma
 
     # The configured listeners, bound (or inherited / socket-activated) by a
     # Binder; a bind that fails is fatal, as in Puma.
-    def bind_listeners
-      binder = Binder.new(@log_writer, store: @options[:store], bind_to_activated: @options[:bind_to_activated_sockets])
+    # `log_writer`: where the "Listening on" lines go (cluster: pid-prefixed).
+    def bind_listeners(log_writer = @log_writer)
+      binder = Binder.new(log_writer, store: @options[:store], bind_to_activated: @options[:bind_to_activated_sockets])
       binder.parse(@options[:binds])
     rescue SystemCallError, ArgumentError => e
-      @log_writer.error(e.message)
+      log_writer.error(e.message)
     end
 
     # SIGHUP, as in Puma: with stdout_redirect, reopen the log files (the

@@ -33,7 +33,6 @@ module Rustpuma
       rescue ArgumentError, IOError => e # bad TLS files, for example
         @log_writer.error(e.message)
       end
-      @binder.urls.each { |url| @log_writer.log "* Listening on #{url}" }
       Process.setproctitle(@launcher.process_title)
       if (idle = @options[:idle_timeout])
         @server.watch_idle(idle) do
@@ -59,6 +58,13 @@ module Rustpuma
       @stop_writer&.write_nonblock(".", exception: false)
     end
 
+    # Puma's halt: stop now, without waiting for requests in flight; the
+    # unix socket files this process created are still removed.
+    def halt
+      @halting = true
+      stop
+    end
+
     def stats
       @server ? @server.stats : {}
     end
@@ -77,6 +83,8 @@ module Rustpuma
     def shutdown
       Systemd.notify(@launcher.restarting? ? "RELOADING=1" : "STOPPING=1")
       @control&.stop
+      return halt_now if @halting
+
       @log_writer.log Const::GRACEFUL_STOP
       @server.stop
       # Like Puma, the listeners close first, so new clients are refused at
@@ -90,6 +98,17 @@ module Rustpuma
       return if @launcher.restarting?
 
       @config.run_hooks(:after_stopped)
+      log_goodbye
+    end
+
+    def halt_now
+      @log_writer.log "* Stopping immediately!"
+      @server.stop
+      @binder.close
+      log_goodbye
+    end
+
+    def log_goodbye
       @log_writer.log "=== rustpuma shutdown: #{Time.now} ==="
       @log_writer.log Const::GOODBYE
     end

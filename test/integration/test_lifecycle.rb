@@ -85,7 +85,8 @@ class TestLifecycle < Minitest::Test
     port = ServerProcess.free_port
     srv = start("-p", port.to_s, "test/fixtures/app.ru", bind: nil)
     assert_equal port, srv.port
-    assert_match(%r{Listening on http://0\.0\.0\.0:#{port}\b}, srv.output)
+    # Puma 8's default host: [::] where IPv6 is configured, else 0.0.0.0.
+    assert_match(%r{Listening on http://(\[::\]|0\.0\.0\.0):#{port}\b}, srv.output)
     assert_equal "abcdefg", RawHTTP.get("127.0.0.1", port, "/array").body
   end
 

@@ -31,7 +31,7 @@ class TestRailsApp < Minitest::Test
     server.start
     begin
       assert_includes server.output, "*  Max threads: 3", "RAILS_MAX_THREADS must reach the banner"
-      assert_includes server.output, "* Listening on http://0.0.0.0:#{port}", "PORT from config/puma.rb"
+      assert_match %r{\* Listening on http://(\[::\]|0\.0\.0\.0):#{port}\b}, server.output, "PORT from config/puma.rb"
       assert_equal server.pid, File.read(PIDFILE).to_i, "the template's pidfile"
 
       get = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/"))
