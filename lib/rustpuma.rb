@@ -25,3 +25,4 @@ end
 # `gem "rustpuma"` in a Gemfile: Bundler.require loads this file after Rack
 # (and Rails) are loaded, so that `bin/rails server` with no -u finds us.
 require_relative "rustpuma/rack_default" if defined?(::Rack::Handler) || defined?(::Rackup::Handler)
+require_relative "rustpuma/rails" if defined?(::Rails::Railtie)

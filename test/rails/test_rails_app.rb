@@ -88,6 +88,18 @@ class TestRailsApp < Minitest::Test
     refute_includes server.output, "Could not find server"
   end
 
+  # Rails 6.1's system tests ask Capybara for :puma; with only rustpuma in
+  # the Gemfile, Capybara must boot rustpuma and the test's requests must
+  # reach it over a socket (the fixture's driver forwards rack-test's
+  # requests with Net::HTTP; the page shows SERVER_SOFTWARE).
+  def test_rails_system_test_runs_on_rustpuma
+    env = self.class.bundle_env.merge("RAILS_ENV" => "test")
+    output = IO.popen(env, [RbConfig.ruby, "bin/rails", "test", "test/system"], chdir: APP, err: %i[child out], &:read)
+    assert $?.success?, "the system test failed:\n#{output}"
+    assert_includes output, "Capybara starting Rustpuma..."
+    assert_match(/^2 runs, \d+ assertions, 0 failures, 0 errors, 0 skips$/, output)
+  end
+
   private
 
   # ActionController::Live: three chunks, 50 ms apart, sent as they are
