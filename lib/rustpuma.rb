@@ -8,8 +8,18 @@ require_relative "rustpuma/const"
 require_relative "rustpuma/log_writer"
 
 # The native core, built by ext/rustpuma/extconf.rb (`rake compile` in a
-# checkout, `gem install` otherwise).
-require "rustpuma/rustpuma"
+# checkout, `gem install` otherwise). A checkout used before it is built
+# (`gem "rustpuma", path: ...`, `ruby -I lib`) stops with one line that says
+# how to build it, not a LoadError backtrace.
+begin
+  require "rustpuma/rustpuma"
+rescue LoadError => e
+  built = Dir[File.join(__dir__, "rustpuma", "rustpuma.{so,bundle,dll}")]
+  raise unless built.empty?
+
+  abort "rustpuma: the native extension is not built in #{File.dirname(__dir__)} " \
+        "(run `rake compile` or `bin/setup` there; #{e.message})"
+end
 
 require_relative "rustpuma/binder"
 require_relative "rustpuma/null_io"
