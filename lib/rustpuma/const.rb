@@ -28,5 +28,10 @@ module Rustpuma
 
     GRACEFUL_STOP = "- Gracefully stopping, waiting for requests to finish"
     GOODBYE = "- Goodbye!"
+    # `rustpumactl info` sends it; the server logs every thread's backtrace
+    # (Puma's choice: SIGINFO where it exists, SIGPWR on Linux).
+    BACKTRACE_SIGNAL = if Signal.list.key?("INFO") then "SIGINFO"
+                       elsif Signal.list.key?("PWR") then "SIGPWR"
+                       end
   end
 end

@@ -4,6 +4,7 @@ require "optparse"
 require "socket"
 require "uri"
 require_relative "version"
+require_relative "const"
 require_relative "state_file"
 
 module Rustpuma
@@ -16,11 +17,13 @@ module Rustpuma
       "gc" => nil,
       "gc-stats" => nil,
       "halt" => "SIGQUIT",
+      "info" => Const::BACKTRACE_SIGNAL,
       "phased-restart" => "SIGUSR1",
       "refork" => "SIGURG",
       "reload-worker-directory" => nil,
       "reopen-log" => "SIGHUP",
       "restart" => "SIGUSR2",
+      "start" => nil,
       "stats" => nil,
       "status" => "",
       "stop" => "SIGTERM",
@@ -29,10 +32,14 @@ module Rustpuma
       "worker-count-up" => "SIGTTIN",
     }.freeze
     # Signals only, even with a control URL.
-    SIGNAL_ONLY = %w[reopen-log worker-count-down worker-count-up].freeze
+    SIGNAL_ONLY = %w[info reopen-log worker-count-down worker-count-up].freeze
     PRINTABLE = %w[gc-stats stats thread-backtraces].freeze
 
     Failure = Class.new(StandardError)
+
+    # `status` answers, word for word pumactl's: scripts grep them.
+    STARTED = "Puma is started"
+    NOT_RUNNING = "Puma is not running"
 
     def initialize(argv, stdout: $stdout, stderr: $stderr)
       @argv = argv.dup
@@ -44,6 +51,8 @@ module Rustpuma
 
     def run
       parse
+      return start if @command == "start"
+
       prepare
       if @control_url && !SIGNAL_ONLY.include?(@command)
         send_request
@@ -112,13 +121,12 @@ module Rustpuma
       if @state
         raise Failure, "State file not found: #{@state}" unless File.exist?(@state)
 
+        # As pumactl: the state file's values replace -C/-T/-p.
         sf = StateFile.new.load(@state)
-        @control_url ||= sf.control_url
-        @token ||= sf.control_auth_token
-        @pid ||= sf.pid
-      elsif @pidfile && !@pid
-        raise Failure, "Pid file not found: #{@pidfile}" unless File.exist?(@pidfile)
-
+        @control_url = sf.control_url
+        @token = sf.control_auth_token
+        @pid = sf.pid
+      elsif @pidfile
         @pid = File.read(@pidfile).to_i
       end
     end
@@ -138,7 +146,7 @@ module Rustpuma
     def send_request
       sock = connect
       if @command == "status"
-        message "Rustpuma is started"
+        message STARTED
         return
       end
 
@@ -168,25 +176,48 @@ module Rustpuma
       raise Failure, "Neither pid nor control url available" unless @pid
 
       sig = COMMANDS[@command]
-      if sig.nil?
-        message "'#{@command}' not available via pid only"
+      if sig.nil? # printed even with -Q, as pumactl does
+        @stdout.puts "'#{@command}' not available via pid only"
         return
       end
       if @command == "status"
         begin
           Process.kill(0, @pid)
-        rescue Errno::ESRCH
-          raise Failure, "Rustpuma is not running"
+        rescue SystemCallError
+          raise Failure, NOT_RUNNING
         end
-        message "Rustpuma is started"
+        @stdout.puts STARTED
         return
       end
       begin
         Process.kill(sig, @pid)
-      rescue Errno::ESRCH
+      rescue SystemCallError
+        # As pumactl: `restart` of a server that is not running starts one.
+        return start if @command == "restart"
+
         raise Failure, "No pid '#{@pid}' found"
       end
       message "Command #{@command} sent success"
+    end
+
+    # `start`: runs the server in this process with the flags given here,
+    # as `pumactl start` runs Puma's CLI.
+    def start
+      require_relative "../rustpuma"
+      require_relative "cli"
+      args = []
+      args += ["-S", @state] if @state
+      args += ["-q"] if @quiet
+      args += ["--pidfile", @pidfile] if @pidfile
+      args += ["--control-url", @control_url] if @control_url
+      args += ["--control-token", @token] if @token
+      args += ["-C", @config_file] if @config_file
+      args += ["-e", @environment] if @environment
+      # A hot restart re-executes $0: make it the server, not this tool.
+      server_exe = $PROGRAM_NAME.sub(/rustpumactl\z/, "rustpuma")
+      $PROGRAM_NAME = server_exe if server_exe != $PROGRAM_NAME && File.exist?(server_exe)
+      CLI.new(args, log_writer: LogWriter.new(@stdout, @stderr)).run
+      0
     end
 
     def message(str)

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "../rustpuma"
+require_relative "thread_status"
 
 module Rustpuma
   # Runs a loaded Configuration: working directory, output redirection,
@@ -26,6 +27,7 @@ module Rustpuma
       Dir.chdir(@options[:directory]) if @options[:directory]
       redirect_io
       write_pid
+      ThreadStatus.trap(@log_writer)
       start_plugins
       @runner = select_runner
       @runner.run
