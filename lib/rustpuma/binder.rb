@@ -25,8 +25,11 @@ module Rustpuma
     # (referenced from the bind URI as `store:<index>`).
     # `bind_to_activated`: Puma's `bind_to_activated_sockets` (true: serve
     # every systemd-activated socket as well; "only": just those).
-    def initialize(log_writer, env = ENV, store: [], bind_to_activated: nil)
+    # `unix_umask`: the umask unix sockets get when their bind has no
+    # `umask=` (Puma's 0: anyone can connect).
+    def initialize(log_writer, env = ENV, store: [], bind_to_activated: nil, unix_umask: 0)
       @log_writer = log_writer
+      @unix_umask = unix_umask
       @listeners = []
       @store = store || []
       @bind_to_activated = bind_to_activated
@@ -34,7 +37,10 @@ module Rustpuma
       @activated = take_activated(env)
     end
 
-    def parse(uris)
+    # `log_msg`: how each new listener is announced ("Listening on ...";
+    # the control server says "Starting control server on ...", as Puma).
+    def parse(uris, log_msg = "Listening")
+      @log_msg = log_msg
       if @bind_to_activated
         @activated.each_key { |key| bind(key) }
         uris = [] if @bind_to_activated.to_s == "only"
@@ -106,7 +112,7 @@ module Rustpuma
       # for port 0. `localhost` made several listeners, one per address.
       @listeners[first..].each do |l|
         l.bind = str
-        @log_writer.log "* Listening on #{listening_url(l, str)}"
+        @log_writer.log "* #{@log_msg} on #{listening_url(l, str)}"
       end
     end
 
@@ -182,7 +188,7 @@ module Rustpuma
 
         File.unlink(path)
       end
-      old_umask = File.umask(params["umask"] ? Integer(params["umask"]) : 0)
+      old_umask = File.umask(params["umask"] ? Integer(params["umask"]) : @unix_umask)
       begin
         server = UNIXServer.new(path)
       ensure

@@ -65,14 +65,22 @@ module Rustpuma
 
     def run
       log_banner
+      load_app # with preload_app, before binding, as Puma
       @binder = @launcher.bind_listeners(@log_writer)
-      load_app
 
       @read, @write = IO.pipe            # workers -> master, and wake-ups
       @check_pipe, @suicide_pipe = IO.pipe # EOF in the workers when the master dies
       @fork_pipe, @fork_writer = IO.pipe if fork_worker? # master -> worker 0
       trap_signals
       Process.setproctitle(title)
+
+      # As Puma: printed before the workers boot (tools wait for this line,
+      # then for one "booted" line per worker), then the warnings, then
+      # stdout_redirect takes over (the workers inherit the files).
+      log "Use Ctrl-C to stop"
+      @launcher.warn_ruby_mn_threads(@log_writer)
+      single_worker_warning
+      @launcher.redirect_io
 
       @config.run_hooks(:before_fork)
       spawn_workers
@@ -166,7 +174,7 @@ module Rustpuma
       if @options[:preload_app]
         log "* Preloading application"
         before = Thread.list
-        @app = @config.app
+        @app = @launcher.load_app(@log_writer)
         started = Thread.list - before
         unless started.empty?
           log "! WARNING: Detected #{started.size} Thread(s) started in app boot:"
@@ -297,11 +305,10 @@ module Rustpuma
     # The first time every worker has booted and checked in.
     def booted!
       @booted = true
-      single_worker_warning
       StateFile.write(@launcher)
+      # Here rather than before forking, unlike Puma: the control server is
+      # native (threads) and the master starts no thread before the fork.
       @control = ControlServer.start(@launcher, @log_writer)
-      # Once everything (the control app too) accepts connections.
-      log "Use Ctrl-C to stop"
       Systemd.ready(@log_writer)
       @config.run_hooks(:after_booted)
     end

@@ -135,15 +135,12 @@ module Rustpuma
 
     def start
       options = @launcher.options
-      @binder = Binder.new(@log_writer, {}) # {}: the inherited sockets are the main binder's
+      # {}: the inherited sockets are the main binder's. Puma 8 stores
+      # `control_url_umask` without using it; here it still narrows the
+      # control socket, which grants stop/restart to whoever can connect.
       umask = options[:control_url_umask]
-      old = File.umask(Integer(umask.to_s, 8)) if umask
-      begin
-        @binder.parse([@url])
-      ensure
-        File.umask(old) if old
-      end
-      @log_writer.log "* Starting control server on #{@url}"
+      @binder = Binder.new(@log_writer, {}, unix_umask: umask ? Integer(umask.to_s, 8) : 0)
+      @binder.parse([@url], "Starting control server")
       app = ControlApp.new(@launcher, options[:control_auth_token])
       @server = Server.new(app, options.merge(max_threads: 1, min_threads: 1, log_requests: false,
                                               persistent_timeout: 5),

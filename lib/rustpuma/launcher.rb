@@ -25,7 +25,6 @@ module Rustpuma
 
     def run
       Dir.chdir(@options[:directory]) if @options[:directory]
-      redirect_io
       write_pid
       ThreadStatus.trap(@log_writer)
       start_plugins
@@ -85,19 +84,41 @@ module Rustpuma
       @runner ? @runner.stats : {}
     end
 
-    # Reopens the redirected log files (SIGHUP), so logrotate can move them.
+    # The app, loaded by the process that serves it (or the master, with
+    # preload_app). A failure is announced on one line tools can grep, as
+    # Puma's, then raised (Ruby prints the backtrace; exit 1).
+    def load_app(log_writer = @log_writer)
+      @config.app
+    rescue Exception => e # rubocop:disable Lint/RescueException -- any boot failure, announced then re-raised
+      log_writer.log "! Unable to load application: #{e.class}: #{e.message}"
+      raise
+    end
+
+    # `stdout_redirect`: called by the runner once "Use Ctrl-C to stop" is
+    # out (the banner stays on the terminal, as Puma), and again on SIGHUP
+    # so logrotate can move the files. Each file starts with a startup line.
     def redirect_io
       append = @options[:redirect_append]
       mode = append ? "a" : "w"
-      if (out = @options[:redirect_stdout])
-        $stdout.reopen(out, mode)
-        $stdout.sync = true
+      [[$stdout, @options[:redirect_stdout], "STDOUT"], [$stderr, @options[:redirect_stderr], "STDERR"]].each do |io, path, name|
+        next unless path
+        raise ConfigError, "Cannot redirect #{name} to #{path}: no such directory" unless Dir.exist?(File.dirname(path))
+
+        io.reopen(path, mode)
+        io.sync = true
+        io.puts "=== rustpuma startup: #{Time.now} ==="
       end
-      if (err = @options[:redirect_stderr])
-        $stderr.reopen(err, mode)
-        $stderr.sync = true
-      end
-      @options[:redirect_append] = true if out || err # a reopen must not truncate
+      # A reopen must not truncate what was written so far.
+      @options[:redirect_append] = true if @options[:redirect_stdout] || @options[:redirect_stderr]
+    end
+
+    # Puma's warning for Ruby's M:N thread scheduler.
+    def warn_ruby_mn_threads(log_writer = @log_writer)
+      return unless ENV.key?("RUBY_MN_THREADS")
+
+      log_writer.log "! WARNING: RUBY_MN_THREADS=#{ENV['RUBY_MN_THREADS']} is set"
+      log_writer.log "! Ruby's M:N thread scheduler is known to slow Puma-style servers down (rustpuma included)."
+      log_writer.log "! Consider unsetting it; see https://github.com/puma/puma/issues/3720"
     end
 
     private

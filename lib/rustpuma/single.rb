@@ -22,7 +22,7 @@ module Rustpuma
 
     def run
       log_banner
-      app = @config.app
+      app = @launcher.load_app
       @binder = @launcher.bind_listeners
       @stop_reader, @stop_writer = IO.pipe
       trap_signals
@@ -45,6 +45,9 @@ module Rustpuma
       # Printed once everything, the control app too, accepts connections:
       # tools wait for this line.
       @log_writer.log "Use Ctrl-C to stop"
+      @launcher.warn_ruby_mn_threads
+      # As Puma: the banner stays on the terminal; the files get the rest.
+      @launcher.redirect_io
       Systemd.ready(@log_writer)
       @config.run_hooks(:after_booted)
 

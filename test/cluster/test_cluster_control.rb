@@ -48,7 +48,7 @@ class TestClusterControl < Minitest::Test
 
   def test_control_app_stats_and_auth
     srv = control_server
-    assert_includes srv.output, "* Starting control server on tcp://127.0.0.1:#{@control_port}"
+    assert_includes srv.output, "* Starting control server on http://127.0.0.1:#{@control_port}"
     status, body = get(@control_port, "/stats?token=sekret")
     assert_equal 200, status
     stats = JSON.parse(body)

@@ -16,7 +16,8 @@ class TestClusterRestarts < Minitest::Test
     ok, failed = under_load(srv.port) do
       sleep 1 # let the load build up before the restart (pacing, not synchronisation)
       srv.signal("USR2")
-      wait_until(20, "the second boot") { srv.output.scan("Use Ctrl-C to stop").size >= 2 }
+      # "Use Ctrl-C to stop" comes before the worker lines, as in Puma.
+      wait_until(20, "the second boot") { srv.output.scan("Use Ctrl-C to stop").size >= 2 && all_booted_pids(srv).size >= 4 }
       sleep LOAD_SECONDS - 1
     end
     assert_empty failed, "#{failed.size} failed requests (of #{ok + failed.size}), e.g. #{failed.first}"
@@ -56,7 +57,7 @@ class TestClusterRestarts < Minitest::Test
     old = booted_workers(srv).values
     srv.signal("USR1")
     srv.wait_for_output("* phased-restart called but not available, restarting normally.")
-    wait_until(20, "the second boot") { srv.output.scan("Use Ctrl-C to stop").size >= 2 }
+    wait_until(20, "the second boot") { srv.output.scan("Use Ctrl-C to stop").size >= 2 && all_booted_pids(srv).size >= 4 }
     assert_empty booted_workers(srv).values & old
     assert_equal 200, get(srv.port).first
   end

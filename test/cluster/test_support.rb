@@ -13,10 +13,18 @@ module ClusterSupport
   CTL = File.join(ServerProcess::ROOT, "exe", "rustpumactl")
   BOOTED = /Worker (\d+) \(PID: (\d+)\) booted in [\d.]+s, phase: (\d+)/
 
+  # Ready once "Use Ctrl-C to stop" is out and then (as Puma prints them
+  # after that line) one boot line per worker. `wait_for: nil` skips both.
   def start(*args, **opts)
     srv = ServerProcess.new(*args, **opts).start
     (@servers ||= []) << srv
+    wait_for_workers(srv) if opts.fetch(:wait_for, true)
     srv
+  end
+
+  def wait_for_workers(srv, timeout = 20)
+    count = Integer(srv.output[/\*      Workers: (\d+)/, 1] || 0)
+    wait_until(timeout, "#{count} worker boot lines") { booted_workers(srv).size >= count }
   end
 
   def teardown

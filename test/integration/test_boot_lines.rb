@@ -1,0 +1,99 @@
+# frozen_string_literal: true
+
+require "helper"
+require "tmpdir"
+require "fileutils"
+
+# The lines tools wait for, in Puma 8's order: "Use Ctrl-C to stop" comes
+# before the cluster's worker boot lines; stdout_redirect leaves the banner
+# on the terminal and sends a startup line, the worker lines and the request
+# log to the files; boot failures and warnings read as Puma's.
+class TestBootLines < Minitest::Test
+  HELLO = File.join(ServerProcess::ROOT, "examples", "hello.ru")
+  BOOT_ERROR = File.join(FIXTURES, "boot_error.ru")
+  BOOTED = /^\[\d+\] - Worker (\d+) \(PID: \d+\) booted in [\d.]+s, phase: 0$/
+
+  def setup
+    @dir = Dir.mktmpdir("rustpuma-boot-lines")
+  end
+
+  def teardown
+    @servers&.each(&:stop)
+    FileUtils.remove_entry(@dir)
+  end
+
+  def start(*args, **opts)
+    (@servers ||= []) << ServerProcess.new(*args, **opts).start
+    @servers.last
+  end
+
+  def test_cluster_prints_ctrl_c_before_the_worker_boot_lines
+    srv = start("-w", "2", HELLO)
+    srv.wait_for_output(/Worker 1 \(PID: \d+\) booted/, 20)
+    srv.wait_for_output(/Worker 0 \(PID: \d+\) booted/, 20)
+    lines = srv.output.lines.map(&:chomp)
+    ctrl_c = lines.index { |l| l.end_with?("] Use Ctrl-C to stop") }
+    refute_nil ctrl_c
+    booted = lines.each_index.select { |i| lines[i].match?(BOOTED) }
+    assert_equal 2, booted.size, srv.output
+    assert booted.all? { |i| i > ctrl_c }, "every worker line after Ctrl-C:\n#{srv.output}"
+    assert lines.index { |l| l.include?("* Listening on http://127.0.0.1:") } < ctrl_c
+  end
+
+  def test_ctrl_c_is_printed_even_when_no_worker_boots
+    srv = start("-w", "1", BOOT_ERROR)
+    srv.wait_for_output("! Unable to start worker", 20)
+    refute_match(/booted in/, srv.output)
+  end
+
+  def test_single_worker_and_mn_threads_warnings_follow_ctrl_c
+    srv = start("-w", "1", HELLO, env: { "RUBY_MN_THREADS" => "1" })
+    srv.wait_for_output(BOOTED, 20)
+    out = srv.output
+    ctrl_c = out.index("Use Ctrl-C to stop")
+    mn = out.index("! WARNING: RUBY_MN_THREADS=1 is set")
+    single = out.index("! WARNING: Detected running cluster mode with 1 worker.")
+    refute_nil mn, out
+    refute_nil single, out
+    assert ctrl_c < mn && mn < single && single < out.index(" booted in "), out
+  end
+
+  def test_single_mode_mn_threads_warning
+    srv = start(HELLO, env: { "RUBY_MN_THREADS" => "1" })
+    srv.wait_for_output("! WARNING: RUBY_MN_THREADS=1 is set")
+    assert srv.output.index("Use Ctrl-C to stop") < srv.output.index("RUBY_MN_THREADS=1 is set")
+  end
+
+  def test_stdout_redirect_in_cluster_mode
+    out = File.join(@dir, "out.log")
+    err = File.join(@dir, "err.log")
+    config = File.join(@dir, "puma.rb")
+    File.write(config, %(stdout_redirect "#{out}", "#{err}"\nlog_requests\n))
+    srv = start("-w", "2", "-C", config, HELLO)
+    assert_includes srv.output, "Rustpuma starting in cluster mode...", "the banner stays on the terminal"
+    Timeout.timeout(20) do
+      sleep 0.05 until File.exist?(out) && File.read(out).scan(/Worker \d \(PID: \d+\) booted in/).size == 2
+    end
+    assert_equal 200, RawHTTP.get("127.0.0.1", srv.port, "/redirected").status
+    Timeout.timeout(10) { sleep 0.05 until File.read(out).include?("GET /redirected") }
+    log = File.read(out)
+    assert_match(/\A=== rustpuma startup: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} ===\n/, log)
+    refute_includes log, "starting in cluster mode"
+    assert_match(/\A=== rustpuma startup: /, File.read(err))
+    refute_match(/booted in/, srv.output, "the worker lines go to the file")
+  end
+
+  def test_unable_to_load_application
+    srv = start(BOOT_ERROR, wait_for: nil)
+    status = srv.wait(20)
+    assert_equal 1, status.exitstatus
+    assert_includes srv.output, "! Unable to load application: ArgumentError: database unreachable\n"
+  end
+
+  def test_unable_to_load_application_with_preload
+    srv = start("-w", "2", "--preload", BOOT_ERROR, wait_for: nil)
+    status = srv.wait(20)
+    assert_equal 1, status.exitstatus
+    assert_match(/^\[\d+\] ! Unable to load application: ArgumentError: database unreachable$/, srv.output)
+  end
+end
