@@ -21,9 +21,23 @@ module BoundedTest
   end
 end
 
+# How a server stopped by a signal ends, as Puma 8 with its default
+# raise_exception_on_sigterm true: TERM ends the process by SIGTERM (143 in
+# a shell) once the graceful stop is over; INT exits 0.
+module StopStatus
+  def assert_clean_stop(status, sig = "TERM", msg = nil)
+    if sig == "TERM"
+      assert status.signaled? && status.termsig == Signal.list["TERM"], msg || "expected to end by SIGTERM: #{status.inspect}"
+    else
+      assert_equal 0, status.exitstatus, msg || status.inspect
+    end
+  end
+end
+
 module Minitest
   class Test
     prepend BoundedTest
+    include StopStatus
   end
 end
 

@@ -575,6 +575,7 @@ module Rustpuma
         Signal.trap(sig) do
           # A worker that has not installed its own trap yet just goes.
           exit!(0) if Process.pid != master
+          @launcher.sigterm! if sig == "TERM"
           stop
         end
       end

@@ -28,7 +28,6 @@ module Rustpuma
       fiber_per_request
       queue_requests
       shutdown_debug
-      raise_exception_on_sigterm
     ].freeze
 
     # Old (Puma <= 6) hook name => Puma 7 name; both stay valid.

@@ -31,8 +31,22 @@ module Rustpuma
       @runner = select_runner
       @runner.run
       exec_restart if @restarting
+      # Puma 8's raise_exception_on_sigterm (default true): a TERM-stopped
+      # server ends by SIGTERM (status 143 in a shell), once the graceful
+      # stop is over; Ruby runs at_exit handlers and the ensure below first.
+      raise SignalException, "SIGTERM" if raise_on_sigterm?
     ensure
       delete_pid unless @restarting
+    end
+
+    # Called by the runners' TERM handlers.
+    def sigterm!
+      @sigterm = true
+    end
+
+    # True once TERM stopped the server and the process must end by it.
+    def raise_on_sigterm?
+      @sigterm && @options.fetch(:raise_exception_on_sigterm, true) && !@restarting ? true : false
     end
 
     # Graceful stop, for embedders (the Rack handler) and signal handlers.

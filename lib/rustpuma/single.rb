@@ -101,7 +101,8 @@ module Rustpuma
       return if @launcher.restarting?
 
       @config.run_hooks(:after_stopped)
-      log_goodbye
+      # As Puma: a server ending by SIGTERM says no goodbye.
+      log_goodbye unless @launcher.raise_on_sigterm?
     end
 
     def halt_now
@@ -129,6 +130,7 @@ module Rustpuma
             @log_writer.log "- Force stopping"
             exit!(1)
           end
+          @launcher.sigterm! if sig == "TERM"
           stop
         end
       end

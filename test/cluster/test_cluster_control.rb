@@ -22,7 +22,7 @@ class TestClusterControl < Minitest::Test
     workers = booted_workers(srv)
     wait_until(5, "after_booted") { File.read(log).include?("after_booted") }
     srv.signal("TERM")
-    assert_equal 0, srv.wait.exitstatus
+    assert_clean_stop(srv.wait)
     lines = File.readlines(log, chomp: true).map(&:split)
     names = lines.map(&:first)
 
@@ -106,7 +106,7 @@ class TestClusterControl < Minitest::Test
     assert_includes out, "'stats' not available via pid only"
     out, code = ctl("-P", pidfile, "stop")
     assert_equal 0, code, out
-    assert_equal 0, srv.wait.exitstatus
+    assert_clean_stop(srv.wait, "TERM", "stop through the pid is a TERM, as pumactl's")
     refute File.exist?(pidfile), "the pidfile is removed on exit"
   end
 
@@ -131,7 +131,7 @@ class TestClusterControl < Minitest::Test
     assert_equal "READY=1\nMAINPID=#{master_pid(srv)}", ready
     srv.signal("TERM")
     assert_equal "STOPPING=1", Timeout.timeout(5) { sock.recv(256) }
-    assert_equal 0, srv.wait.exitstatus
+    assert_clean_stop(srv.wait)
   ensure
     sock&.close
   end

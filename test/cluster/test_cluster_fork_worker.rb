@@ -53,7 +53,7 @@ class TestClusterForkWorker < Minitest::Test
     assert_all_serve(srv, workers.values)
 
     srv.signal("TERM")
-    assert_equal 0, srv.wait.exitstatus
+    assert_clean_stop(srv.wait)
     wait_gone(workers.values)
   end
 

@@ -65,7 +65,7 @@ class TestClusterWorkers < Minitest::Test
     response = Timeout.timeout(10) { reader.value }
     assert_match(%r{\AHTTP/1.1 200 }, response)
     assert_match(/slow done \d+\z/, response)
-    assert_equal 0, srv.wait.exitstatus
+    assert_clean_stop(srv.wait)
     wait_gone(pids)
     assert_includes srv.output, "- Gracefully shutting down workers..."
     assert_includes srv.output, "- Goodbye!"

@@ -99,7 +99,7 @@ class TestRuntimeOptions < Minitest::Test
       ensure
         server.stop
       end
-      assert_includes File.read(out), "- Goodbye!", "lines after HUP go to the reopened file"
+      assert_includes File.read(out), "- Gracefully stopping", "lines after HUP go to the reopened file"
       assert_includes File.read("#{out}.1"), "=== rustpuma startup: "
       assert_includes server.output, "Rustpuma starting in single mode", "the banner stays on the terminal"
       refute_includes File.read("#{out}.1"), "Rustpuma starting in single mode"

@@ -46,8 +46,8 @@ class TestRailsApp < Minitest::Test
     ensure
       status = server.stop
     end
-    assert status.success?, "TERM must stop the server cleanly: #{status.inspect}\n#{server.output}"
-    assert_includes server.output, "- Goodbye!"
+    assert_clean_stop(status, "TERM", "TERM must stop the server cleanly, ending by SIGTERM as Puma 8: #{status.inspect}\n#{server.output}")
+    assert_includes server.output, "- Gracefully stopping, waiting for requests to finish"
     refute File.exist?(PIDFILE), "the pidfile is removed on a clean stop"
   end
 
