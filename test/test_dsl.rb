@@ -182,8 +182,8 @@ class TestDSL < Minitest::Test
 
   def test_plugin_records_names
     @dsl.plugin :tmp_restart
-    @dsl.plugin "solid_queue"
-    assert_equal %w[tmp_restart solid_queue], @opts[:plugins]
+    @dsl.plugin "systemd"
+    assert_equal %w[tmp_restart systemd], @opts[:plugins]
   end
 
   def test_hooks_and_their_old_names_share_keys

@@ -148,6 +148,9 @@ module Rustpuma
       @final = nil
 
       require_relative "dsl"
+      require_relative "plugin"
+      @plugins = PluginLoader.new
+      @events = Events.new
       @user_dsl = DSL.new(@user_options, self)
       @file_dsl = DSL.new(@file_options, self)
       @default_dsl = DSL.new(@default_options, self)
@@ -164,7 +167,12 @@ module Rustpuma
     # Reads the config file(s), then fixes every value. Returns the options.
     def load
       @env_options = options_from_env
-      config_files.each { |path| evaluate_file(@file_dsl, path) }
+      config_files.each do |path|
+        evaluate_file(@file_dsl, path)
+        offer_plugins(@file_dsl, @file_options, path)
+      end
+      offer_plugins(@user_dsl, @user_options)
+      offer_plugins(@default_dsl, @default_options)
       [@default_dsl, @file_dsl, @user_dsl].each { |dsl| dsl._run_mode_blocks(workers_so_far.positive?) }
       finalize
       options
@@ -219,7 +227,9 @@ module Rustpuma
     # Hooks registered with a key (Puma 6 worker hooks) also receive a Hash
     # that persists between hooks sharing that key.
     def run_hooks(key, *args)
-      Array(options[key]).each do |hook|
+      hooks = Array(options[key])
+      hooks += [->(*a) { @events.fire(key, *a) }] if Events::LIFECYCLE.include?(key) # plugins' subscriptions
+      hooks.each do |hook|
         if hook.is_a?(Array)
           block, data_key = hook
           block.call(*args, @hook_data[data_key])
@@ -231,6 +241,10 @@ module Rustpuma
         @log_writer.debug Array(e.backtrace).join("\n")
       end
     end
+
+    # The plugins `plugin :name` named (PluginLoader) and the lifecycle
+    # events they subscribe to through the launcher.
+    attr_reader :plugins, :events
 
     # The files #load reads, in order.
     def config_files
@@ -263,6 +277,22 @@ module Rustpuma
       raise ConfigError, syntax_error_message(e, path)
     rescue StandardError, ScriptError => e
       raise ConfigError, "#{location_of(e, path)}: #{e.message} (#{e.class})"
+    end
+
+    # As Puma: each plugin a layer named is loaded once that layer is read,
+    # and its #config, if any, may then add settings through the DSL.
+    def offer_plugins(dsl, layer, path = nil)
+      Array(layer[:plugins]).each do |name|
+        plugin = @plugins.offer(name)
+        plugin&.config(dsl) if plugin.respond_to?(:config)
+      end
+    rescue UnknownPlugin => e
+      raise ConfigError, [path, e.message].compact.join(": ")
+    end
+
+    # `plugin :name` (DSL): loads the plugin's file and creates it, once.
+    def load_plugin(name)
+      @plugins.create(name)
     end
 
     # Says once per name that a Puma setting is accepted but has no effect.

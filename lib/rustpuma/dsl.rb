@@ -152,10 +152,11 @@ module Rustpuma
       @options[key.to_sym] || default
     end
 
-    # Plugins are recorded by name; the Launcher provides the ones it knows
-    # (tmp_restart).
+    # Loads the plugin now, as Puma does, so DSL methods its file adds can be
+    # used on the following lines (lib/rustpuma/plugin.rb).
     def plugin(name)
       (@options[:plugins] ||= []) << name.to_s
+      @config.load_plugin(name) if @config.respond_to?(:load_plugin)
     end
 
     def app(obj = nil, &block)

@@ -12,6 +12,15 @@ module Rustpuma
   class Launcher
     attr_reader :config, :options, :log_writer, :runner
 
+    # What plugins subscribe to: launcher.events.after_booted { … }.
+    def events
+      @config.events
+    end
+
+    def binder
+      @runner&.binder
+    end
+
     def initialize(config, log_writer: LogWriter.stdio)
       @config = config
       @options = config.options
@@ -153,16 +162,11 @@ module Rustpuma
       Kernel.exec(env, *@restart_argv, redirects)
     end
 
+    # Puma's plugin API (lib/rustpuma/plugin.rb): each plugin's #start, then
+    # the background threads they asked for.
     def start_plugins
-      Array(@options[:plugins]).each do |name|
-        case name.to_s
-        when "tmp_restart"
-          require_relative "plugin/tmp_restart"
-          Plugin::TmpRestart.new(self).start
-        else
-          @log_writer.log "! rustpuma does not support plugin #{name} yet; ignored"
-        end
-      end
+      @config.plugins.fire_starts(self)
+      Plugins.fire_background
     end
 
     def select_runner

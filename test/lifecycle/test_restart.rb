@@ -68,7 +68,7 @@ class TestRestart < Minitest::Test
         first = boot_id(server)
         FileUtils.touch(File.join(dir, "tmp", "restart.txt"))
         wait_for_new_boot(server, first)
-        assert_includes server.output, "was touched"
+        assert_includes server.output, "* Restarting..."
       ensure
         server.stop
       end

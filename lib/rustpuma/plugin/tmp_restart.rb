@@ -1,44 +1,34 @@
 # frozen_string_literal: true
 
-module Rustpuma
-  module Plugin
-    # `plugin :tmp_restart`: touching tmp/restart.txt (what `rails restart`
-    # does) restarts the server, as with Puma's plugin of the same name.
-    # Polls the file's mtime every two seconds on a background thread.
-    class TmpRestart
-      INTERVAL = 2
+require_relative "../plugin"
 
-      def initialize(launcher, path: File.join("tmp", "restart.txt"))
-        @launcher = launcher
-        @path = File.expand_path(path)
-      end
+# `plugin :tmp_restart` (Rails' config/puma.rb template): touching
+# tmp/restart.txt (what `bin/rails restart` does) restarts the server, as
+# Puma's plugin of that name: the file is created if missing (no file and
+# no way to create it: the plugin does nothing), then its mtime is polled
+# every two seconds on a background thread.
+Rustpuma::Plugin.create do
+  def start(launcher)
+    path = File.join("tmp", "restart.txt")
+    begin
+      File.write(path, "") unless File.exist?(path)
+      seen = File.mtime(path)
+    rescue SystemCallError
+      return
+    end
 
-      def start
-        Thread.new do
-          Thread.current.name = "rustpuma tmp_restart"
-          watch
+    in_background do
+      loop do
+        sleep 2
+        mtime = begin
+          File.mtime(path)
+        rescue SystemCallError
+          nil # a removed file means "do not restart"
         end
-      end
+        next unless mtime && mtime > seen
 
-      private
-
-      def watch
-        seen = mtime
-        loop do
-          sleep INTERVAL
-          now = mtime
-          next unless now && (seen.nil? || now > seen)
-
-          @launcher.log_writer.log "* Restarting: #{@path} was touched"
-          @launcher.restart
-          return
-        end
-      end
-
-      def mtime
-        File.mtime(@path)
-      rescue SystemCallError
-        nil
+        launcher.restart
+        break
       end
     end
   end
