@@ -259,6 +259,9 @@ fn proxy_line(buf: &[u8]) -> ProxyLine {
         }
         return ProxyLine::Incomplete;
     };
+    if buf[..end].iter().any(|&b| b == b'\r' || b == b'\n') {
+        return ProxyLine::Invalid;
+    }
     let Ok(line) = std::str::from_utf8(&buf[..end]) else { return ProxyLine::Invalid };
     let fields: Vec<&str> = line.split(' ').collect();
     match fields.as_slice() {
@@ -327,6 +330,7 @@ mod tests {
             b"PROXY garbage\r\n",
             b"PROXY TCP4 1.2.3.4\n",
             b"PROXY \xff\r\n",
+            b"PROXY UNKNOWN x\ny\r\n",
         ] {
             assert!(matches!(proxy_line(line), ProxyLine::Invalid), "{line:?}");
         }

@@ -350,6 +350,7 @@ impl HeadScanner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotHttp {
     /// A TLS record (ClientHello: 0x16 0x03 ...): `https://` to a plain port.
+    /// Named on the first byte, 0x16, which no method can start with.
     Tls,
     /// An SSH client's banner (`SSH-2.0-...`).
     Ssh,
@@ -375,7 +376,9 @@ impl NotHttp {
 /// and may be incomplete.
 fn check_opening(line: &[u8]) -> Result<(), ParseError> {
     let Some(&first) = line.first() else { return Ok(()) };
-    if first == 0x16 && line.get(1).is_none_or(|&b| b == 0x03) {
+    // Decided on the first byte alone (a TLS record of type handshake), so
+    // the reason does not depend on whether the second byte came with it.
+    if first == 0x16 {
         return Err(ParseError::NotHttp(NotHttp::Tls));
     }
     if !is_tchar(first) {
@@ -1301,7 +1304,10 @@ mod tests {
         assert_eq!(not_http(b"SSH-"), Some(NotHttp::Ssh));
         assert_eq!(not_http(b"\0"), Some(NotHttp::NotAToken));
         assert_eq!(not_http(b"\r\n\xff"), Some(NotHttp::NotAToken));
-        assert_eq!(not_http(b"\x16\x01"), Some(NotHttp::NotAToken));
+        // Found by fuzzing: the reason must not depend on the read boundary
+        // after the first byte (0x16 then 0x01 was "TLS" when split, not whole).
+        assert_eq!(not_http(b"\x16\x01"), Some(NotHttp::Tls));
+        assert_eq!(not_http(b"\x16\xffGE"), Some(NotHttp::Tls));
         assert_eq!(ParseError::NotHttp(NotHttp::Tls).status(), 400);
         assert!(ParseError::NotHttp(NotHttp::Tls).reason().contains("TLS handshake on a plain port"));
         // Prefixes of real requests wait.
