@@ -31,6 +31,10 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let rustpuma = ruby.define_module("Rustpuma")?;
     let native = rustpuma.define_module("Native")?;
 
+    if std::env::var("RUSTPUMA_TEST_HOOKS").as_deref() == Ok("1") {
+        native.define_singleton_method("__crash_reactor", function!(server::crash_reactor, 0))?;
+    }
+
     let server = native.define_class("Server", ruby.class_object())?;
     server.define_singleton_method("new", function!(server::Server::new, 2))?;
     server.define_method("start", method!(server::Server::start, 0))?;

@@ -3,13 +3,126 @@
 //! They go to file descriptor 2, so `stdout_redirect` (which reopens
 //! `$stderr`, and with it fd 2) captures them too. The timestamp has Puma's
 //! shape (`2026-11-25 16:27:51 +0000`) so log scrapers see one format.
+//!
+//! The reactor must never wait on stderr: a supervisor that stops reading
+//! our stderr pipe would otherwise freeze every connection. Lines go through
+//! a bounded queue to a logger thread that does the blocking writes; when
+//! the queue is full, lines are counted and dropped, and the count is
+//! reported once stderr moves again. The logger writes with `write(2)` on fd
+//! 2, never through Rust's `stderr()` lock, so no lock of ours can be held
+//! across a fork. A forked child finds a logger whose thread does not exist
+//! there (its pid differs) and starts its own.
 
-use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+
+/// Lines waiting for stderr; beyond this they are dropped (and counted).
+const QUEUE_LINES: usize = 4096;
+/// How long a fatal error waits for its line to reach stderr before exiting.
+const FATAL_FLUSH: Duration = Duration::from_secs(2);
+
+struct Logger {
+    pid: u32,
+    lines: Sender<String>,
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+}
+
+static LOGGER: AtomicPtr<Logger> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Queues one line for stderr; never blocks.
 pub fn warn(message: &str) {
     let line = format!("{} {}\n", timestamp(), message);
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let Some(logger) = logger() else { return };
+    match logger.lines.try_send(line) {
+        Ok(()) => {
+            logger.queued.fetch_add(1, Ordering::AcqRel);
+        }
+        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            logger.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Logs `message` and ends the process with status 1, without running
+/// atexit handlers or destructors (other threads are still running Ruby).
+/// Used when the reactor dies: a process that keeps its listener but
+/// serves nothing must go, so that the cluster master (or systemd) replaces
+/// it.
+pub fn fatal(message: &str) -> ! {
+    warn(message);
+    if let Some(logger) = logger() {
+        let until = Instant::now() + FATAL_FLUSH;
+        while logger.written.load(Ordering::Acquire) < logger.queued.load(Ordering::Acquire) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // SAFETY: `_exit` ends the process immediately; nothing after it runs.
+    unsafe { libc::_exit(1) }
+}
+
+/// The logger of this process, started on first use (and again in a forked
+/// child, where the parent's logger thread does not exist).
+fn logger() -> Option<&'static Logger> {
+    let pid = std::process::id();
+    let current = LOGGER.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer in LOGGER comes from `Box::leak` below and
+    // is never freed.
+    if let Some(logger) = unsafe { current.as_ref() } {
+        if logger.pid == pid {
+            return Some(logger);
+        }
+    }
+    let (tx, rx) = bounded(QUEUE_LINES);
+    let fresh: &'static Logger = Box::leak(Box::new(Logger {
+        pid,
+        lines: tx,
+        queued: AtomicU64::new(0),
+        written: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+    }));
+    match LOGGER.compare_exchange(current, fresh as *const Logger as *mut Logger, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            let spawned =
+                std::thread::Builder::new().name("rustpuma-log".into()).spawn(move || write_lines(fresh, rx));
+            spawned.is_ok().then_some(fresh)
+        }
+        // Another thread installed one first; ours (a few bytes) is leaked.
+        // SAFETY: as above, installed loggers are never freed.
+        Err(installed) => unsafe { installed.as_ref() },
+    }
+}
+
+fn write_lines(logger: &'static Logger, lines: Receiver<String>) {
+    crate::reactor::block_signals();
+    for line in lines {
+        let dropped = logger.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let note = format!("{} ! {dropped} log lines dropped: stderr was not being read\n", timestamp());
+            write_stderr(note.as_bytes());
+        }
+        write_stderr(line.as_bytes());
+        logger.written.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Blocking write of all of `bytes` to fd 2; gives up on a real error.
+fn write_stderr(mut bytes: &[u8]) {
+    // SAFETY: fd 2 stays open for the life of the process (Ruby reopens it
+    // in place for `stdout_redirect`, never closes it).
+    let fd = unsafe { BorrowedFd::borrow_raw(2) };
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn timestamp() -> String {

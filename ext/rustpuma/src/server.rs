@@ -16,6 +16,7 @@ use magnus::value::ReprValue;
 use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
 
 use crate::client::Limits;
+use crate::log;
 use crate::pool::{Pool, Wait};
 use crate::reactor::{Command, Reactor, Shared, Timeouts};
 use crate::request::Request;
@@ -103,11 +104,20 @@ impl Server {
     }
 
     /// Starts the reactor thread. Call after forking, never before.
+    ///
+    /// If the reactor panics or fails, the process logs why and exits with
+    /// status 1: otherwise it would keep its listener (and, in a cluster,
+    /// keep checking in) while serving nobody. The cluster master or the
+    /// service manager then replaces it.
     pub fn start(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
         let Some(reactor) = rb_self.reactor.lock().unwrap().take() else { return Ok(false) };
         std::thread::Builder::new()
             .name("rustpuma-reactor".into())
-            .spawn(move || reactor.run())
+            .spawn(move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reactor.run())) {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => log::fatal(&format!("! Reactor failed: {reason}; exiting (status 1)")),
+                Err(panic) => log::fatal(&format!("! Reactor thread panicked: {}; exiting (status 1)", panic_message(&panic))),
+            })
             .map_err(|e| Error::new(ruby.exception_runtime_error(), e.to_string()))?;
         Ok(true)
     }
@@ -138,6 +148,20 @@ impl Server {
     pub fn requests_count(rb_self: &Self) -> u64 {
         rb_self.shared.requests_count.load(Ordering::Relaxed)
     }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown cause")
+}
+
+/// Test hook (only defined with `RUSTPUMA_TEST_HOOKS=1`): makes this
+/// process's reactor panic on its next wake-up.
+pub fn crash_reactor() {
+    crate::reactor::CRASH_REQUESTED.store(true, Ordering::Relaxed);
 }
 
 /// `ssl_bind` settings from Ruby (String keys, as in a bind URI's query).

@@ -1,7 +1,7 @@
 //! Taking new connections off the listeners.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
 
@@ -39,11 +39,40 @@ impl Reactor {
                 Err(e) => {
                     // EMFILE and friends: the pending connection stays in
                     // the backlog; try again shortly.
-                    log::warn(&format!("accept failed: {e}"));
+                    self.accept_errors.report(&e);
                     self.retry_accept_at = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }
             }
         }
+    }
+}
+
+/// How often a failing `accept` may log: running out of descriptors under a
+/// flood fails on every retry, and one line per failure would flood the log.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rate-limits the "accept failed" line to one per interval, with the number
+/// of failures it stands for.
+#[derive(Default)]
+pub(super) struct AcceptErrors {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    fn report(&mut self, e: &io::Error) {
+        let now = Instant::now();
+        if self.last_logged.is_some_and(|at| now.duration_since(at) < ACCEPT_ERROR_LOG_INTERVAL) {
+            self.unlogged = self.unlogged.saturating_add(1);
+            return;
+        }
+        let more = std::mem::take(&mut self.unlogged);
+        if more > 0 {
+            log::warn(&format!("! accept failed: {e} ({more} more failures since the last report)"));
+        } else {
+            log::warn(&format!("! accept failed: {e}"));
+        }
+        self.last_logged = Some(now);
     }
 }

@@ -142,6 +142,7 @@ pub struct Reactor {
     timeouts: Timeouts,
     limits: Limits,
     retry_accept_at: Option<Instant>,
+    accept_errors: accept::AcceptErrors,
 }
 
 impl Reactor {
@@ -180,13 +181,15 @@ impl Reactor {
             timeouts,
             limits,
             retry_accept_at: None,
+            accept_errors: accept::AcceptErrors::default(),
         };
         Ok((reactor, shared))
     }
 
     /// Runs until a stop was asked and every request in flight came back.
     /// Returning drops the request sender, which tells the pool to finish.
-    pub fn run(mut self) {
+    /// An `Err` is a reactor that cannot go on: the caller ends the process.
+    pub fn run(mut self) -> Result<(), String> {
         block_signals();
         let mut events = Events::with_capacity(1024);
         let mut stopped = false;
@@ -203,8 +206,10 @@ impl Reactor {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::warn(&format!("reactor: poll failed: {e}"));
-                break;
+                return Err(format!("poll failed: {e}"));
+            }
+            if CRASH_REQUESTED.load(Ordering::Relaxed) {
+                panic!("crash requested through the test hook (RUSTPUMA_TEST_HOOKS)");
             }
             for event in events.iter() {
                 match event.token() {
@@ -226,7 +231,7 @@ impl Reactor {
                 }
             }
             if stopped && self.busy == 0 && self.clients.len() == self.tunnel_slots {
-                break;
+                return Ok(());
             }
         }
     }
@@ -289,12 +294,12 @@ impl Reactor {
     fn dispatch(&mut self, key: usize) {
         let Some(slot) = self.clients.get_mut(key) else { return };
         let Slot::Waiting { client, .. } = std::mem::replace(slot, Slot::Busy) else { return };
-        self.busy += 1;
+        self.busy = self.busy.saturating_add(1);
         self.shared.requests_count.fetch_add(1, Ordering::Relaxed);
         if let Err(returned) = self.requests.send(Handoff { token: Token(key), client }) {
             // No pool left to serve it: the server is going down.
             drop(returned);
-            self.busy -= 1;
+            self.busy = self.busy.saturating_sub(1);
             self.clients.remove(key);
         }
     }
@@ -303,7 +308,7 @@ impl Reactor {
         while let Ok(returned) = self.returns.try_recv() {
             match returned {
                 Returned::KeepAlive(Handoff { token, client }) => {
-                    self.busy -= 1;
+                    self.busy = self.busy.saturating_sub(1);
                     if self.shared.stopping() {
                         self.clients.remove(token.0);
                         continue;
@@ -321,13 +326,13 @@ impl Reactor {
                     }
                 }
                 Returned::Tunnel(Handoff { token, client }, pair) => {
-                    self.busy -= 1;
+                    self.busy = self.busy.saturating_sub(1);
                     if self.clients.contains(token.0) {
                         self.start_tunnel(token.0, client, pair);
                     }
                 }
                 Returned::Released(token) => {
-                    self.busy -= 1;
+                    self.busy = self.busy.saturating_sub(1);
                     if self.clients.contains(token.0) {
                         self.clients.remove(token.0);
                     }
@@ -387,7 +392,7 @@ impl Reactor {
         for key in expired {
             if let Some(Slot::Writing { .. }) = self.clients.get(key) {
                 // The client stopped reading our response.
-                self.busy -= 1;
+                self.busy = self.busy.saturating_sub(1);
                 self.close(key);
                 continue;
             }
@@ -420,8 +425,12 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
+/// Set by the test hook `Native.__crash_reactor`: the reactor panics on its
+/// next wake-up, to test that the process then exits (see `server.rs`).
+pub static CRASH_REQUESTED: AtomicBool = AtomicBool::new(false);
+
 /// Signals belong to Ruby's threads: Ruby's handlers must never run on ours.
-fn block_signals() {
+pub(crate) fn block_signals() {
     use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None);
 }

@@ -14,7 +14,7 @@ impl Reactor {
         let registered = self.poll.registry().register(&mut pair, Token(pair_key), interest).is_ok()
             && self.poll.registry().reregister(client.stream.source(), Token(key), interest).is_ok();
         self.clients[key] = Slot::Tunnel(Box::new(Tunnel::new(client, pair, pair_key)));
-        self.tunnel_slots += 2;
+        self.tunnel_slots = self.tunnel_slots.saturating_add(2);
         if registered {
             self.pump_tunnel(key);
         } else {
@@ -34,7 +34,7 @@ impl Reactor {
             let _ = self.poll.registry().deregister(&mut tunnel.pair);
             let _ = self.poll.registry().deregister(tunnel.client.stream.source());
             self.clients.remove(tunnel.pair_key);
-            self.tunnel_slots -= 2;
+            self.tunnel_slots = self.tunnel_slots.saturating_sub(2);
         }
     }
 }

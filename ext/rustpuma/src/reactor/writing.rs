@@ -22,7 +22,7 @@ impl Reactor {
                 self.set_deadline(key, WRITE_TIMEOUT);
             }
             Ok(true) => {
-                self.busy -= 1;
+                self.busy = self.busy.saturating_sub(1);
                 let keep = out.keep_alive && !self.shared.stopping();
                 let Slot::Writing { mut client, out, .. } = std::mem::replace(&mut self.clients[key], Slot::Busy) else {
                     unreachable!()
@@ -41,7 +41,7 @@ impl Reactor {
                 self.on_readable(key);
             }
             Err(_) => {
-                self.busy -= 1;
+                self.busy = self.busy.saturating_sub(1);
                 self.close(key);
             }
         }

@@ -1,0 +1,27 @@
+# frozen_string_literal: true
+
+require_relative "test_support"
+
+# A worker whose reactor thread dies exits with status 1 (instead of keeping
+# its listener and checking in while serving nobody), and the master
+# replaces it like any dead worker.
+class TestClusterReactorDeath < Minitest::Test
+  include ClusterSupport
+
+  def test_worker_with_a_dead_reactor_is_replaced
+    srv = start("-w", "1", "-t", "1:1", File.join(FIXTURES, "faults.ru"), env: { "RUSTPUMA_TEST_HOOKS" => "1" })
+    old = booted_workers(srv)[0]
+    begin
+      get(srv.port, "/crash", timeout: 5)
+    rescue StandardError
+      nil # the worker may die before its answer is written
+    end
+    srv.wait_for_output(/Worker 0 \(PID: (?!#{old}\))\d+\) booted/, 20)
+    assert_match(/! Reactor thread panicked/, srv.output)
+    refute alive?(old)
+    fresh = booted_workers(srv)[0]
+    status, body = get(srv.port, "/pid")
+    assert_equal 200, status
+    assert_equal fresh, Integer(body)
+  end
+end
