@@ -41,19 +41,23 @@ module Rustpuma
       env["rack.response_finished"] = response_finished = []
       env["rack.early_hints"] = ->(headers) { req.early_hints(headers.to_h) } if @early_hints
 
-      status = headers = body = error = nil
+      status = headers = body = error = sending = nil
       begin
         status, headers, body = @app.call(env)
         # A full hijack: the app owns the socket and writes what it likes.
         return if req.hijacked?
 
-        status = Integer(status)
-        send_response(req, env, status, headers, body)
+        sending = true
+        send_response(req, env, response_status(status), headers, body)
       rescue Exception => e # rubocop:disable Lint/RescueException -- like Puma: any app failure becomes a 500
         error = e
         raise if e.is_a?(SystemExit) || e.is_a?(NoMemoryError)
 
         @log_writer.unknown_error(e, "Rack app (\"#{req.request_line}\" - (#{req.remote_addr}))")
+        # Failing while sending (a body raising, a bad response): whatever
+        # went out cannot be trusted, so the connection closes after it, as
+        # Puma closes after an error in its response writing.
+        req.abort if sending
         status, headers = send_error(req, env, e) unless req.head_sent? || req.hijacked?
       ensure
         close_body(body)
@@ -105,6 +109,17 @@ module Rustpuma
       end
     end
 
+    # The status as an Integer of three digits (Integers, and Strings of
+    # digits as Puma accepts them); anything else is an app error.
+    def response_status(status)
+      code = status.is_a?(String) ? Integer(status, 10, exception: false) : status
+      return code if code.is_a?(Integer) && code.between?(100, 999)
+
+      raise TypeError, "invalid response status #{status.inspect} (an Integer from 100 to 999 is required)"
+    end
+
+    # Body parts must be Strings: the native side raises TypeError for
+    # anything else, before the head for Arrays and mid-stream otherwise.
     def send_response(req, env, status, headers, body)
       headers = plain_hash(headers)
       if (hijack = headers["rack.hijack"])
@@ -112,23 +127,24 @@ module Rustpuma
         req.respond(status, headers, nil, Const::RESPOND_RAW)
         hijack.call(env["rack.hijack"].call)
       elsif body.respond_to?(:to_ary) && (parts = body.to_ary).is_a?(Array)
-        req.respond(status, headers, parts.map(&:to_s), Const::RESPOND_NORMAL)
+        req.respond(status, headers, parts, Const::RESPOND_NORMAL)
       elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
-        headers = headers.merge("content-length" => File.size(path).to_s) unless content_length?(headers)
-        req.send_file(path) if req.respond(status, headers, nil, Const::RESPOND_NORMAL)
+        req.respond_file(status, headers, path)
       elsif body.respond_to?(:each)
         return unless req.respond(status, headers, nil, Const::RESPOND_NORMAL)
 
         # Each chunk leaves as soon as the app yields it (streaming bodies,
-        # ActionController::Live); a gone client stops the iteration.
-        body.each { |chunk| break unless req.write_body(chunk.to_s) }
+        # ActionController::Live); a gone client, or a declared length used
+        # up, stops the iteration.
+        body.each { |chunk| break unless req.write_body(chunk) }
         req.finish_body
       elsif body.respond_to?(:call)
         # Rack 3 streaming body: it gets the socket after the head.
         req.respond(status, headers, nil, Const::RESPOND_RAW)
         body.call(env["rack.hijack"].call)
       else
-        req.respond(status, headers, [], Const::RESPOND_NORMAL)
+        raise TypeError, "the response body (#{body.inspect[0, 60]}) is not a Rack body: " \
+                         "it responds to none of each, to_ary, to_path and call"
       end
     end
 
@@ -140,14 +156,15 @@ module Rustpuma
       req.finish
     end
 
-    def send_error(req, env, error, status = 500)
-      status, headers, body = lowlevel_error(error, env, status)
-      send_response(req, env, status, headers, body)
+    def send_error(req, env, error, fallback_status = 500)
+      status, headers, body = lowlevel_error(error, env, fallback_status)
+      send_response(req, env, response_status(status), headers, body)
       [status, headers]
     rescue StandardError => e
       @log_writer.unknown_error(e, "lowlevel_error_handler")
-      req.respond(status, {}, [Const::ERROR_BODY_PRODUCTION], Const::RESPOND_NORMAL)
-      [status, {}]
+      req.abort
+      req.respond(fallback_status, {}, [Const::ERROR_BODY_PRODUCTION], Const::RESPOND_NORMAL) unless req.head_sent?
+      [fallback_status, {}]
     end
 
     def lowlevel_error(error, env, status = 500)
@@ -174,10 +191,6 @@ module Rustpuma
       hash = {}
       headers.each { |k, v| hash[k] = v }
       hash
-    end
-
-    def content_length?(headers)
-      headers.each_key.any? { |k| k.to_s.casecmp?("content-length") }
     end
 
     def socket_for(fd)

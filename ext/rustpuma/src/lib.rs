@@ -54,7 +54,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     request.define_method("flush", method!(request::Request::flush, 0))?;
     request.define_method("write_body", method!(request::Request::write_body, 1))?;
     request.define_method("finish_body", method!(request::Request::finish_body, 0))?;
-    request.define_method("send_file", method!(request::Request::send_file, 1))?;
+    request.define_method("respond_file", method!(request::Request::respond_file, 3))?;
+    request.define_method("abort", method!(request::Request::abort, 0))?;
     request.define_method("early_hints", method!(request::Request::early_hints, 1))?;
     request.define_method("hijack", method!(request::Request::hijack, 0))?;
     request.define_method("hijacked?", method!(request::Request::is_hijacked, 0))?;

@@ -9,31 +9,40 @@
 //! the reactor for keep-alive or closes it. A request dropped by the GC
 //! without `finish` (its thread was killed) is released too.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::sync::Arc;
 
+use magnus::rb_sys::AsRawValue;
 use magnus::value::{BoxValue, ReprValue};
 use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::body::Body;
 use crate::gvl::without_gvl;
 use crate::http::parser::Version;
+use crate::http::response::{body_allowed, parse_content_length, push_content_length, push_header, push_status_line};
+use crate::http::writing::{Encoder, Writing};
 use crate::outgoing::Outgoing;
-use crate::http::response::{body_allowed, push_chunk, push_header, push_status_line, LAST_CHUNK};
 use crate::reactor::{Handoff, Returned, Shared};
 
 /// Bodies up to this size are copied behind the head and leave in one write.
 const COALESCE_LIMIT: usize = 64 * 1024;
-/// Bodies from this size on are not copied: the pool thread writes them from
-/// the Ruby strings themselves, with the GVL released (an 8 MB copy per
-/// response cost more than the write).
+/// Bodies from this size on are written by the pool thread itself, with the
+/// GVL released, from the app's strings where that is safe (see `pinnable`):
+/// an 8 MB copy per response cost more than the write.
 const ZERO_COPY_MIN: usize = 256 * 1024;
+/// Strings shorter than this are always copied. Ruby keeps short strings
+/// inside their object slot ("embedded"), and GC compaction moves slots; on
+/// Ruby 3.2+ it may even move a short heap string's bytes back into a slot
+/// and free its buffer. No slot is this large, so a longer heap string's
+/// buffer stays where it is for as long as the string lives.
+const PIN_MIN: usize = 4 * 1024;
 const FILE_CHUNK: usize = 64 * 1024;
 
-/// How `respond` frames what follows the head: 0 is normal framing;
+/// How `respond` frames what follows the head (`Const::RESPOND_*` in Ruby).
+const MODE_NORMAL: u8 = 0;
 /// Partial hijack and Rack 3 streaming bodies: the app owns the socket after
 /// the head, so no framing is added and the connection closes afterwards.
 const MODE_RAW: u8 = 1;
@@ -42,12 +51,49 @@ const MODE_RAW: u8 = 1;
 struct ResponseState {
     /// A complete response not yet written: `finish` hands it to the reactor.
     pending: Option<Vec<Vec<u8>>>,
-    head_sent: bool,
-    chunked: bool,
-    skip_body: bool,
+    /// Where the response stands; only `Done` lets the connection be kept.
+    writing: Writing,
+    /// Client, app and server all allow another request on this connection.
     keep_alive: bool,
+    /// Something failed after the app returned: whatever is sent now, the
+    /// connection closes after it.
+    close_after: bool,
     broken: bool,
     hijacked: bool,
+}
+
+/// A head ready to go out, and how its body is framed.
+struct Head {
+    bytes: Vec<u8>,
+    writing: Writing,
+    keep_alive: bool,
+    version: Version,
+    /// A `101` handing the connection to another protocol: the app's own
+    /// `Connection` header (`Upgrade`) is sent instead of ours.
+    upgrade: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Head {
+    /// Adds the `Connection` line and the blank line that ends the head.
+    fn end(&mut self, keep_alive: bool) {
+        if let Some((name, value)) = &self.upgrade {
+            push_header(&mut self.bytes, name, value);
+        } else {
+            match (self.version, keep_alive) {
+                (Version::Http11, false) => self.bytes.extend_from_slice(b"Connection: close\r\n"),
+                (Version::Http10, true) => self.bytes.extend_from_slice(b"Connection: Keep-Alive\r\n"), // Puma's spelling
+                _ => {}
+            }
+        }
+        self.bytes.extend_from_slice(b"\r\n");
+    }
+}
+
+/// One stretch of a response body: copied bytes, or the first `len` bytes of
+/// an app string that is safe to read with the GVL released.
+enum Piece {
+    Copied(Vec<u8>),
+    Pinned(RString, usize),
 }
 
 #[magnus::wrap(class = "Rustpuma::Native::Request", free_immediately, size)]
@@ -59,22 +105,41 @@ pub struct Request {
     no_more_requests: bool,
 }
 
+fn io_error(message: impl Into<String>) -> Error {
+    Error::new(Ruby::get().unwrap().exception_io_error(), message.into())
+}
+
+/// Another Ruby thread is inside this request (it released the GVL while
+/// writing): an app that shares `env` across threads gets an IOError, never
+/// a panic.
+fn busy() -> Error {
+    io_error("request is in use by another thread")
+}
+
 impl Request {
     pub fn new(handoff: Handoff, shared: Arc<Shared>, no_more_requests: bool) -> Self {
         Request { handoff: RefCell::new(Some(handoff)), state: RefCell::default(), shared, no_more_requests }
     }
 
+    fn handoff_mut(&self) -> Result<RefMut<'_, Option<Handoff>>, Error> {
+        self.handoff.try_borrow_mut().map_err(|_| busy())
+    }
+
+    fn state_mut(&self) -> Result<RefMut<'_, ResponseState>, Error> {
+        self.state.try_borrow_mut().map_err(|_| busy())
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Handoff) -> T) -> Result<T, Error> {
-        let mut slot = self.handoff.borrow_mut();
+        let mut slot = self.handoff_mut()?;
         match slot.as_mut() {
             Some(handoff) => Ok(f(handoff)),
-            None => Err(Error::new(Ruby::get().unwrap().exception_io_error(), "request already finished")),
+            None => Err(io_error("request already finished")),
         }
     }
 
     /// Adds the CGI variables and headers to `env`.
     pub fn fill_env(ruby: &Ruby, rb_self: &Self, env: RHash) -> Result<RHash, Error> {
-        let slot = rb_self.handoff.borrow();
+        let slot = rb_self.handoff.try_borrow().map_err(|_| busy())?;
         let handoff = slot.as_ref().ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
         let client = &handoff.client;
         match client.request.as_ref() {
@@ -127,6 +192,104 @@ impl Request {
         })
     }
 
+    /// Builds the status line and headers. App framing headers are
+    /// normalised here: one `Content-Length` made of digits (any other value
+    /// is dropped and the length taken from `known_len`), the app's
+    /// `Transfer-Encoding` passed through with its body (as Puma does), and
+    /// `Connection` decided by us except on a `101`. The `Connection` line
+    /// and the final blank line are added by [`Head::end`] once the caller
+    /// knows whether the body completes.
+    fn head(&self, status: u16, headers: RHash, known_len: Option<u64>, mode: u8) -> Result<Head, Error> {
+        let (version, is_head, wants_keep_alive) = self.with(|h| match h.client.request.as_ref() {
+            Some((head, _)) => (head.version, head.method == "HEAD", head.keep_alive),
+            // A rejected request is answered on HTTP/1.1 and closed.
+            None => (Version::Http11, false, false),
+        })?;
+        let close_after = {
+            let state = self.state_mut()?;
+            if !matches!(state.writing, Writing::Init) {
+                return Err(io_error("response already started"));
+            }
+            state.close_after
+        };
+        let mut bytes = Vec::with_capacity(256);
+        push_status_line(&mut bytes, version, status);
+
+        let mut app_length: Option<u64> = None;
+        let mut lengths = 0;
+        let mut app_te: Option<Vec<u8>> = None;
+        let mut app_connection: Option<(Vec<u8>, Vec<u8>)> = None;
+        headers.foreach(|key: Value, value: Value| {
+            let name = RString::try_convert(key)?;
+            // SAFETY: the bytes are copied before any Ruby code can run
+            // again, while this thread holds the GVL.
+            let name = unsafe { name.as_slice() }.to_vec();
+            let value = header_value(value)?;
+            if name.eq_ignore_ascii_case(b"connection") {
+                app_connection = Some((name, value));
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                // Two spellings of the key are two values: use neither.
+                lengths += 1;
+                app_length = if lengths == 1 { parse_content_length(&value) } else { None };
+            } else {
+                if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                    app_te = Some(value.clone());
+                }
+                push_header(&mut bytes, &name, &value);
+            }
+            Ok(ForEach::Continue)
+        })?;
+
+        let app_close = app_connection
+            .as_ref()
+            .is_some_and(|(_, v)| v.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")));
+        let mut keep_alive = wants_keep_alive
+            && !app_close
+            && !close_after
+            && !self.no_more_requests
+            && !self.shared.stopping();
+        let mut upgrade = None;
+        let writing = if mode == MODE_RAW {
+            // The app writes the rest itself and the connection ends with it.
+            keep_alive = false;
+            if let Some(n) = app_length {
+                push_content_length(&mut bytes, n);
+            }
+            if status == 101 {
+                upgrade = app_connection;
+            }
+            Writing::Closed
+        } else if is_head || !body_allowed(status) {
+            // No body on the wire; a length says what a GET would carry
+            // (never on 1xx and 204, which cannot have one).
+            let len = app_length.or(if is_head { known_len } else { None });
+            if let (Some(n), true) = (len, status >= 200 && status != 204) {
+                push_content_length(&mut bytes, n);
+            }
+            Writing::start(Encoder::Discard)
+        } else if let Some(te) = app_te {
+            // The app encoded the body itself (Puma sends it as it is, and so
+            // do we); a length next to it is dropped (RFC 9112 §6.3).
+            if te.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                Writing::start(Encoder::AppChunked(Default::default()))
+            } else {
+                keep_alive = false;
+                Writing::start(Encoder::CloseDelimited)
+            }
+        } else if let Some(n) = app_length.or(known_len) {
+            push_content_length(&mut bytes, n);
+            Writing::start(Encoder::Length(n))
+        } else if version == Version::Http11 {
+            bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            Writing::start(Encoder::Chunked)
+        } else {
+            // An HTTP/1.0 body of unknown length ends when we close.
+            keep_alive = false;
+            Writing::start(Encoder::CloseDelimited)
+        };
+        Ok(Head { bytes, writing, keep_alive, version, upgrade })
+    }
+
     /// Writes the status line and headers, and the body when `parts` (an
     /// Array of Strings) is given. With `parts` nil the body follows through
     /// `write_body`, chunked on HTTP/1.1 when its length is unknown.
@@ -139,216 +302,245 @@ impl Request {
         parts: Option<RArray>,
         mode: u8,
     ) -> Result<bool, Error> {
-        let (version, is_head, wants_keep_alive) = rb_self.with(|h| match h.client.request.as_ref() {
-            Some((head, _)) => (head.version, head.method == "HEAD", head.keep_alive),
-            // A rejected request is answered on HTTP/1.1 and closed.
-            None => (Version::Http11, false, false),
-        })?;
-        let mut out = Vec::with_capacity(256);
-        push_status_line(&mut out, version, status);
-
-        let mut content_length: Option<Vec<u8>> = None;
-        let mut app_chunked = false;
-        let mut app_close = false;
-        headers.foreach(|key: Value, value: Value| {
-            let name = RString::try_convert(key)?;
-            // SAFETY: the bytes are copied into `out` before any Ruby code can
-            // run again, while this thread holds the GVL.
-            let name = unsafe { name.as_slice() }.to_vec();
-            let value = header_value(value)?;
-            if name.eq_ignore_ascii_case(b"connection") {
-                app_close |= value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close"));
-                return Ok(ForEach::Continue);
-            }
-            if name.eq_ignore_ascii_case(b"content-length") {
-                content_length = Some(value.clone());
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                app_chunked |= value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
-            }
-            push_header(&mut out, &name, &value);
-            Ok(ForEach::Continue)
-        })?;
-
-        let mut keep_alive = wants_keep_alive && !app_close && !rb_self.no_more_requests && !rb_self.shared.stopping();
-        let has_body = body_allowed(status);
-        let parts_given = parts.is_some();
-        let mut body: Vec<Vec<u8>> = Vec::new();
-        // Large bodies are written from the app's (frozen) strings directly.
-        let mut large: Option<BoxValue<RArray>> = None;
-        let mut chunked = false;
-        if mode == MODE_RAW {
-            keep_alive = false;
-        } else if has_body {
-            match parts {
-                Some(parts) => {
-                    // Handler passes Strings only (`map(&:to_s)`), so no Ruby
-                    // code runs here and `parts` keeps every one alive.
-                    let strings: Vec<RString> =
-                        parts.into_iter().map(RString::try_convert).collect::<Result<_, _>>()?;
-                    let total: usize = strings.iter().map(|s| s.len()).sum();
-                    if total >= ZERO_COPY_MIN && !app_chunked {
-                        let frozen = ruby.ary_new_capa(strings.len());
-                        for s in &strings {
-                            frozen.push(RString::new_frozen(*s))?;
-                        }
-                        large = Some(BoxValue::new(frozen));
-                    } else {
-                        for s in &strings {
-                            // SAFETY: copied while holding the GVL, as above.
-                            body.push(unsafe { s.as_slice() }.to_vec());
-                        }
-                    }
-                    if content_length.is_none() && !app_chunked {
-                        push_header(&mut out, b"Content-Length", total.to_string().as_bytes());
-                    }
-                    if app_chunked {
-                        let mut encoded = Vec::new();
-                        body.iter().for_each(|p| push_chunk(&mut encoded, p));
-                        encoded.extend_from_slice(LAST_CHUNK);
-                        body = vec![encoded];
-                    }
+        let Some(parts) = parts else {
+            let mut head = rb_self.head(status, headers, None, mode)?;
+            let keep_alive = head.keep_alive;
+            head.end(keep_alive);
+            let discard = head.writing.discards();
+            {
+                let mut state = rb_self.state_mut()?;
+                state.writing = head.writing;
+                state.keep_alive = keep_alive;
+                if discard {
+                    // Nothing but the head goes out: the reactor writes it
+                    // after `finish`, once the body was walked.
+                    state.pending = Some(vec![head.bytes]);
+                    return Ok(true);
                 }
-                None if content_length.is_some() => {}
-                None if app_chunked => chunked = true,
-                None if version == Version::Http11 => {
-                    push_header(&mut out, b"Transfer-Encoding", b"chunked");
-                    chunked = true;
+            }
+            return rb_self.write_pieces(&[&head.bytes]);
+        };
+        // Every part must be a String: anything else is an app error, raised
+        // before anything is sent (so it becomes a 500). No Ruby code runs
+        // while the parts are read, and `parts` keeps every one alive.
+        let mut strings = Vec::with_capacity(parts.len());
+        for part in parts.into_iter() {
+            match RString::from_value(part) {
+                Some(s) => strings.push(s),
+                None => {
+                    let class = part.class().inspect();
+                    return Err(Error::new(ruby.exception_type_error(), format!("body part is a {class}, not a String")));
                 }
-                // An HTTP/1.0 body of unknown length ends when we close.
-                None => keep_alive = false,
             }
         }
-        match (version, keep_alive) {
-            (Version::Http11, false) => out.extend_from_slice(b"Connection: close\r\n"),
-            (Version::Http10, true) => out.extend_from_slice(b"Connection: Keep-Alive\r\n"), // Puma's spelling
-            _ => {}
+        let total: usize = strings.iter().map(|s| s.len()).sum();
+        let mut head = rb_self.head(status, headers, Some(total as u64), mode)?;
+        let in_place = total >= ZERO_COPY_MIN && !head.writing.discards();
+        // Strings written in place are kept alive here, registered with the
+        // GC, until the write is over.
+        let keep = in_place.then(|| BoxValue::new(ruby.ary_new()));
+        let mut pieces: Vec<Piece> = Vec::new();
+        let push = |pieces: &mut Vec<Piece>, bytes: &[u8]| {
+            if bytes.is_empty() {
+                return;
+            }
+            match pieces.last_mut() {
+                Some(Piece::Copied(last)) if last.len() + bytes.len() <= COALESCE_LIMIT => last.extend_from_slice(bytes),
+                _ => pieces.push(Piece::Copied(bytes.to_vec())),
+            }
+        };
+        for s in &strings {
+            let pinned = match &keep {
+                Some(keep) => pinnable(*s).map(|p| keep.push(p).map(|()| p)).transpose()?,
+                None => None,
+            };
+            let s = pinned.unwrap_or(*s);
+            // SAFETY: read while this thread holds the GVL; the bytes are
+            // copied now, or (pinned strings) read later as `Piece::Pinned`
+            // explains.
+            let bytes = unsafe { s.as_slice() };
+            let frame = head.writing.frame(bytes);
+            push(&mut pieces, &frame.prefix);
+            match pinned {
+                Some(p) if frame.take > 0 => pieces.push(Piece::Pinned(p, frame.take)),
+                _ => push(&mut pieces, &bytes[..frame.take]),
+            }
+            push(&mut pieces, frame.suffix);
         }
-        out.extend_from_slice(b"\r\n");
+        let tail = head.writing.finish();
+        push(&mut pieces, tail);
 
-        let skip_body = is_head || !has_body;
-        if skip_body {
-            body.clear();
+        // The whole body is known: a length that did not match it already
+        // closed the response, and the head can say so.
+        let keep_alive = head.keep_alive && head.writing.is_done();
+        head.end(keep_alive);
+        match pieces.first_mut() {
+            Some(Piece::Copied(first)) if head.bytes.len() + first.len() <= COALESCE_LIMIT => {
+                first.splice(0..0, head.bytes.drain(..));
+            }
+            _ => pieces.insert(0, Piece::Copied(std::mem::take(&mut head.bytes))),
         }
         {
-            let mut state = rb_self.state.borrow_mut();
-            state.head_sent = true;
-            state.chunked = chunked && !skip_body;
-            state.skip_body = skip_body;
+            let mut state = rb_self.state_mut()?;
+            state.writing = head.writing;
             state.keep_alive = keep_alive;
+            if !in_place {
+                // The reactor writes it after `finish`, and this thread keeps
+                // the GVL for the next request.
+                let copied = pieces
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        Piece::Copied(v) => Some(v),
+                        Piece::Pinned(..) => None,
+                    })
+                    .collect();
+                state.pending = Some(copied);
+                return Ok(true);
+            }
         }
-        if let (Some(frozen), false) = (&large, skip_body) {
-            let strings: Vec<RString> = frozen.into_iter().filter_map(RString::from_value).collect();
-            let mut pieces: Vec<&[u8]> = vec![&out];
-            // SAFETY: the strings are frozen (nobody can change or free their
-            // bytes) and kept alive by `large`, a GC-registered BoxValue, for
-            // the whole write; this is what Ruby's own IO#write does when it
-            // releases the GVL.
-            pieces.extend(strings.iter().map(|s| unsafe { s.as_slice() }));
-            let ok = rb_self.write_pieces(&pieces);
-            drop(large);
-            return Ok(ok);
-        }
-        let total: usize = body.iter().map(Vec::len).sum();
-        if total <= COALESCE_LIMIT {
-            body.iter().for_each(|p| out.extend_from_slice(p));
-            body.clear();
-        }
-        let complete = mode != MODE_RAW && (parts_given || skip_body);
-        if complete {
-            // The whole response is known: the reactor writes it after
-            // `finish`, and this thread keeps the GVL for the next request.
-            body.insert(0, out);
-            rb_self.state.borrow_mut().pending = Some(body);
+        let slices: Vec<&[u8]> = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Copied(v) => v.as_slice(),
+                // SAFETY: `pinnable` only lets through frozen heap strings of
+                // at least PIN_MIN bytes: frozen, so nobody can change or
+                // free their bytes; on the heap and too long for any object
+                // slot, so GC compaction (which moves slots) never moves
+                // them; and `keep`, a GC-registered array, keeps them alive
+                // until after the write.
+                Piece::Pinned(s, len) => unsafe { &s.as_slice()[..*len] },
+            })
+            .collect();
+        let ok = rb_self.write_pieces(&slices)?;
+        drop(slices);
+        drop(keep);
+        Ok(ok)
+    }
+
+    /// Sends a file as the body (`to_path` bodies). The file is opened before
+    /// the head goes out, so a file that cannot be opened is an app error
+    /// (500). The length is the file's size unless the app gave a usable
+    /// one; a file that turns out shorter or longer than that closes the
+    /// connection. Small files go out with the head through the reactor,
+    /// large ones are read and written without the GVL.
+    pub fn respond_file(ruby: &Ruby, rb_self: &Self, status: u16, headers: RHash, path: String) -> Result<bool, Error> {
+        let file_error = |e: io::Error| Error::new(ruby.exception_io_error(), format!("{path}: {e}"));
+        let mut file = File::open(&path).map_err(file_error)?;
+        let size = file.metadata().map_err(file_error)?.len();
+        let mut head = rb_self.head(status, headers, Some(size), MODE_NORMAL)?;
+        if head.writing.discards() || size <= COALESCE_LIMIT as u64 {
+            let mut body = Vec::new();
+            if !head.writing.discards() {
+                // One byte more than expected tells a file that grew.
+                (&mut file).take(size + 1).read_to_end(&mut body).map_err(file_error)?;
+            }
+            let mut out = Vec::new();
+            head.writing.encode(&body, &mut out);
+            out.extend_from_slice(head.writing.finish());
+            let keep_alive = head.keep_alive && head.writing.is_done();
+            head.end(keep_alive);
+            head.bytes.extend_from_slice(&out);
+            let mut state = rb_self.state_mut()?;
+            state.writing = head.writing;
+            state.keep_alive = keep_alive;
+            state.pending = Some(vec![head.bytes]);
             return Ok(true);
         }
-        let mut pieces: Vec<&[u8]> = vec![&out];
-        pieces.extend(body.iter().map(Vec::as_slice));
-        Ok(rb_self.write_pieces(&pieces))
+        // An app length that is not the file's size is known to fail: say so.
+        let fits = !matches!(head.writing, Writing::Body(Encoder::Length(n)) if n != size);
+        let keep_alive = head.keep_alive && fits;
+        head.end(keep_alive);
+        {
+            let mut state = rb_self.state_mut()?;
+            state.writing = Writing::Closed; // until the body is through
+            state.keep_alive = keep_alive;
+        }
+        let mut writing = std::mem::take(&mut head.writing);
+        let mut slot = rb_self.handoff_mut()?;
+        let Some(handoff) = slot.as_mut() else { return Ok(false) };
+        let stream = &mut handoff.client.stream;
+        let head_bytes = head.bytes;
+        let result = without_gvl(|interrupt| -> io::Result<()> {
+            stream.write_all(&[&head_bytes], interrupt)?;
+            let mut buf = vec![0u8; FILE_CHUNK];
+            while writing.in_body() {
+                let n = match file.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        writing.abort();
+                        return Err(e);
+                    }
+                };
+                if n == 0 {
+                    let tail = writing.finish();
+                    return stream.write_all(&[tail], interrupt);
+                }
+                let frame = writing.frame(&buf[..n]);
+                stream.write_all(&[&frame.prefix, &buf[..frame.take], frame.suffix], interrupt)?;
+            }
+            Ok(())
+        });
+        drop(slot);
+        let ok = matches!(result, Some(Ok(())));
+        let mut state = rb_self.state_mut()?;
+        if !ok {
+            writing.abort();
+            state.broken = true;
+        }
+        state.writing = writing;
+        Ok(ok)
     }
 
     /// Writes a response `respond` kept for the reactor now, from this thread
     /// (without the GVL): for `after_reply` callbacks, which run after the
     /// response is on the wire.
-    pub fn flush(rb_self: &Self) -> bool {
-        let pending = rb_self.state.borrow_mut().pending.take();
-        match pending {
+    pub fn flush(rb_self: &Self) -> Result<bool, Error> {
+        let pending = rb_self.state_mut()?.pending.take();
+        Ok(match pending {
             Some(pieces) => {
                 let slices: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
-                rb_self.write_pieces(&slices)
+                rb_self.write_pieces(&slices)?
             }
             None => true,
-        }
+        })
     }
 
     /// Writes one piece of a streamed body (chunk-encoded when needed).
+    /// Returns false when no more body can be sent (client gone, or the
+    /// declared length is used up), so the app's iteration can stop.
     pub fn write_body(rb_self: &Self, data: RString) -> Result<bool, Error> {
-        let (chunked, skip) = {
-            let state = rb_self.state.borrow();
-            (state.chunked, state.skip_body)
-        };
-        if skip {
-            return Ok(true);
-        }
-        // SAFETY: copied while holding the GVL.
-        let bytes = unsafe { data.as_slice() };
-        if bytes.is_empty() {
-            return Ok(true);
-        }
-        let mut out = Vec::with_capacity(bytes.len() + 16);
-        if chunked {
-            push_chunk(&mut out, bytes);
-        } else {
-            out.extend_from_slice(bytes);
-        }
-        Ok(rb_self.write_pieces(&[&out]))
-    }
-
-    /// Ends a streamed body (the last chunk when chunked).
-    pub fn finish_body(rb_self: &Self) -> Result<bool, Error> {
-        let chunked = rb_self.state.borrow().chunked;
-        if chunked {
-            return Ok(rb_self.write_pieces(&[LAST_CHUNK]));
-        }
-        Ok(true)
-    }
-
-    /// Sends a file as the body (`to_path` bodies), read and written without
-    /// the GVL so a large download does not hold up other threads.
-    pub fn send_file(ruby: &Ruby, rb_self: &Self, path: String) -> Result<bool, Error> {
-        let (chunked, skip) = {
-            let state = rb_self.state.borrow();
-            (state.chunked, state.skip_body)
-        };
-        if skip {
-            return Ok(true);
-        }
-        let mut file = File::open(&path).map_err(|e| Error::new(ruby.exception_io_error(), format!("{path}: {e}")))?;
-        let mut slot = rb_self.handoff.borrow_mut();
-        let Some(handoff) = slot.as_mut() else { return Ok(false) };
-        let stream = &mut handoff.client.stream;
-        let result = without_gvl(|interrupt| -> io::Result<()> {
-            let mut buf = vec![0u8; FILE_CHUNK];
-            let mut framed = Vec::with_capacity(FILE_CHUNK + 16);
-            loop {
-                let n = file.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                if chunked {
-                    framed.clear();
-                    push_chunk(&mut framed, &buf[..n]);
-                    stream.write_all(&[&framed], interrupt)?;
-                } else {
-                    stream.write_all(&[&buf[..n]], interrupt)?;
-                }
+        let mut out = Vec::new();
+        {
+            let mut state = rb_self.state_mut()?;
+            if state.writing.discards() {
+                return Ok(true);
             }
-        });
-        drop(slot);
-        let ok = matches!(result, Some(Ok(())));
-        if !ok {
-            rb_self.state.borrow_mut().broken = true;
+            // SAFETY: copied while holding the GVL.
+            let bytes = unsafe { data.as_slice() };
+            state.writing.encode(bytes, &mut out);
         }
-        Ok(ok)
+        let ok = out.is_empty() || rb_self.write_pieces(&[&out])?;
+        Ok(ok && rb_self.state_mut()?.writing.in_body())
+    }
+
+    /// Ends a streamed body (the last chunk when chunked). Returns false when
+    /// the response could not be completed.
+    pub fn finish_body(rb_self: &Self) -> Result<bool, Error> {
+        let tail = rb_self.state_mut()?.writing.finish();
+        let ok = tail.is_empty() || rb_self.write_pieces(&[tail])?;
+        Ok(ok && rb_self.state_mut()?.writing.is_done())
+    }
+
+    /// Something failed after the app returned (a body raising, a file that
+    /// cannot be read): the response cannot be trusted, so the connection
+    /// closes after whatever is sent now.
+    pub fn abort(rb_self: &Self) -> Result<(), Error> {
+        let mut state = rb_self.state_mut()?;
+        state.close_after = true;
+        if state.writing.in_body() {
+            state.writing.abort();
+        }
+        Ok(())
     }
 
     /// `103 Early Hints` with the given headers, before the real response.
@@ -363,7 +555,7 @@ impl Request {
             Ok(ForEach::Continue)
         })?;
         out.extend_from_slice(b"\r\n");
-        Ok(rb_self.write_pieces(&[&out]))
+        rb_self.write_pieces(&[&out])
     }
 
     /// Full hijack: the app takes the socket. Returns a new descriptor for
@@ -383,7 +575,7 @@ impl Request {
             borrowed.try_clone_to_owned()
         })?;
         let fd = fd.map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))?;
-        let mut state = rb_self.state.borrow_mut();
+        let mut state = rb_self.state_mut()?;
         state.hijacked = true;
         state.keep_alive = false;
         Ok(fd.into_raw_fd())
@@ -397,38 +589,42 @@ impl Request {
         let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
         let (app_end, our_end) = std::os::unix::net::UnixStream::pair().map_err(io_error)?;
         our_end.set_nonblocking(true).map_err(io_error)?;
+        let mut state = rb_self.state_mut()?;
         let handoff = rb_self
-            .handoff
-            .borrow_mut()
+            .handoff_mut()?
             .take()
             .ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
         rb_self.shared.give_back(Returned::Tunnel(handoff, mio::net::UnixStream::from_std(our_end)));
-        let mut state = rb_self.state.borrow_mut();
         state.hijacked = true;
         state.keep_alive = false;
         Ok(app_end.into_raw_fd())
     }
 
-    pub fn is_hijacked(rb_self: &Self) -> bool {
-        rb_self.state.borrow().hijacked
+    pub fn is_hijacked(rb_self: &Self) -> Result<bool, Error> {
+        Ok(rb_self.state_mut()?.hijacked)
     }
 
-    pub fn is_head_sent(rb_self: &Self) -> bool {
-        rb_self.state.borrow().head_sent
+    /// Whether the response is committed: after this, an error can no
+    /// longer be answered with a 500, only by closing the connection.
+    pub fn is_head_sent(rb_self: &Self) -> Result<bool, Error> {
+        Ok(!matches!(rb_self.state_mut()?.writing, Writing::Init))
     }
 
-    /// Whether the connection will be kept after this response.
-    fn is_keep_alive(rb_self: &Self) -> bool {
-        let state = rb_self.state.borrow();
-        state.keep_alive && !state.broken && !state.hijacked
-    }
-
-    /// Ends the exchange: the connection goes back to the reactor when it
-    /// can be kept, else it is closed (or left to the app after a hijack).
-    pub fn finish(rb_self: &Self) {
-        let keep = Self::is_keep_alive(rb_self) && !rb_self.shared.stopping();
-        let pending = rb_self.state.borrow_mut().pending.take();
-        let Some(mut handoff) = rb_self.handoff.borrow_mut().take() else { return };
+    /// Ends the exchange: the connection goes back to the reactor when the
+    /// response completed and can be kept, else it is closed (or left to the
+    /// app after a hijack).
+    pub fn finish(rb_self: &Self) -> Result<(), Error> {
+        let (keep, pending) = {
+            let mut state = rb_self.state_mut()?;
+            let keep = state.keep_alive
+                && state.writing.is_done()
+                && !state.close_after
+                && !state.broken
+                && !state.hijacked
+                && !rb_self.shared.stopping();
+            (keep, state.pending.take())
+        };
+        let Some(mut handoff) = rb_self.handoff_mut()?.take() else { return Ok(()) };
         if let Some(pieces) = pending {
             rb_self.shared.give_back(Returned::Respond(handoff, Outgoing::new(pieces, keep)));
         } else if keep {
@@ -439,22 +635,44 @@ impl Request {
             // app's duplicate keeps the connection open.
             rb_self.shared.give_back(Returned::Released(handoff.token));
         }
+        Ok(())
     }
 
-    fn write_pieces(&self, pieces: &[&[u8]]) -> bool {
-        if self.state.borrow().broken {
-            return false;
+    /// Writes with the GVL released. The handoff stays borrowed meanwhile,
+    /// so another Ruby thread reaching this request gets `busy` (IOError).
+    /// A failed write breaks the response: the connection will close.
+    fn write_pieces(&self, pieces: &[&[u8]]) -> Result<bool, Error> {
+        let mut slot = self.handoff_mut()?;
+        if self.state_mut()?.broken {
+            return Ok(false);
         }
-        let mut slot = self.handoff.borrow_mut();
-        let Some(handoff) = slot.as_mut() else { return false };
+        let Some(handoff) = slot.as_mut() else { return Ok(false) };
         let stream = &mut handoff.client.stream;
         let ok = matches!(without_gvl(|interrupt| stream.write_all(pieces, interrupt)), Some(Ok(())));
         drop(slot);
         if !ok {
-            self.state.borrow_mut().broken = true;
+            let mut state = self.state_mut()?;
+            state.broken = true;
+            state.writing.abort();
         }
-        ok
+        Ok(ok)
     }
+}
+
+/// `s`, or a frozen string sharing its bytes, when those bytes may be read
+/// with the GVL released (see the SAFETY note in `respond`); None when the
+/// string must be copied. Freezing a long string does not copy it: Ruby
+/// moves its buffer to a new frozen string that the original shares, so a
+/// later change to the original copies on write and leaves ours intact.
+fn pinnable(s: RString) -> Option<RString> {
+    if s.len() < PIN_MIN {
+        return None;
+    }
+    let frozen = RString::new_frozen(s);
+    // SAFETY: reads the flags word of a live String while holding the GVL.
+    let flags = unsafe { (*(frozen.as_raw() as *const rb_sys::RBasic)).flags };
+    let on_heap = flags & (rb_sys::ruby_rstring_flags::RSTRING_NOEMBED as rb_sys::VALUE) != 0;
+    (on_heap && frozen.len() >= PIN_MIN).then_some(frozen)
 }
 
 impl Drop for Request {

@@ -5,3 +5,4 @@
 pub mod chunked;
 pub mod parser;
 pub mod response;
+pub mod writing;

@@ -180,6 +180,9 @@ pub fn push_content_length(out: &mut Vec<u8>, len: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Ends one chunk's data.
+pub const CHUNK_END: &[u8] = b"\r\n";
+
 /// Appends one chunk, `"<hex len>\r\n<data>\r\n"`. Empty data writes nothing
 /// because a zero-size chunk would end the body.
 pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
@@ -187,10 +190,29 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
         return;
     }
     out.reserve(data.len() + 20);
-    push_hex(out, data.len() as u64);
-    out.extend_from_slice(b"\r\n");
+    push_chunk_head(out, data.len());
     out.extend_from_slice(data);
+    out.extend_from_slice(CHUNK_END);
+}
+
+/// Appends the size line of a chunk of `len` bytes, `"<hex len>\r\n"`.
+pub fn push_chunk_head(out: &mut Vec<u8>, len: usize) {
+    push_hex(out, len as u64);
     out.extend_from_slice(b"\r\n");
+}
+
+/// An app's `Content-Length` value when it is one plain decimal number
+/// (spaces around it allowed); `None` for anything else (a second value
+/// after a newline, a sign, letters, an overflow). An unusable value is
+/// dropped and the length taken from the body, as Puma drops a value with
+/// control characters, so the head never carries two different lengths.
+#[must_use]
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let trimmed = value.trim_ascii();
+    if trimmed.is_empty() || trimmed.len() > 19 || !trimmed.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    trimmed.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// Whether a response with this status may carry a body. 1xx, 204 and 304
@@ -400,6 +422,16 @@ mod tests {
         let result = ChunkedDecoder::new().decode(&wire, &mut sink);
         assert_eq!(result, Ok((wire.len(), true)));
         assert_eq!(body, b"hello world");
+    }
+
+    #[test]
+    fn content_length_values() {
+        assert_eq!(parse_content_length(b"0"), Some(0));
+        assert_eq!(parse_content_length(b" 42 "), Some(42));
+        assert_eq!(parse_content_length(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
+        for bad in [&b""[..], b" ", b"5\n6", b"5\n5", b"+5", b"-1", b"0x10", b"5 5", b"1e3", b"abc", b"99999999999999999999"] {
+            assert_eq!(parse_content_length(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
