@@ -51,6 +51,10 @@ const MODE_RAW: u8 = 1;
 struct ResponseState {
     /// A complete response not yet written: `finish` hands it to the reactor.
     pending: Option<Vec<Vec<u8>>>,
+    /// The head of a streamed body, held back until the first body bytes (as
+    /// Puma does): a body that fails before yielding anything can still be
+    /// answered with a clean 500.
+    unsent_head: Option<Vec<u8>>,
     /// Where the response stands; only `Done` lets the connection be kept.
     writing: Writing,
     /// Client, app and server all allow another request on this connection.
@@ -307,17 +311,21 @@ impl Request {
             let keep_alive = head.keep_alive;
             head.end(keep_alive);
             let discard = head.writing.discards();
-            {
-                let mut state = rb_self.state_mut()?;
-                state.writing = head.writing;
-                state.keep_alive = keep_alive;
-                if discard {
-                    // Nothing but the head goes out: the reactor writes it
-                    // after `finish`, once the body was walked.
-                    state.pending = Some(vec![head.bytes]);
-                    return Ok(true);
-                }
+            let mut state = rb_self.state_mut()?;
+            state.writing = head.writing;
+            state.keep_alive = keep_alive;
+            if discard {
+                // Nothing but the head goes out: the reactor writes it after
+                // `finish`, once the body was walked.
+                state.pending = Some(vec![head.bytes]);
+                return Ok(true);
             }
+            if mode != MODE_RAW {
+                state.unsent_head = Some(head.bytes);
+                return Ok(true);
+            }
+            drop(state);
+            // The app takes the socket next: the head must be out first.
             return rb_self.write_pieces(&[&head.bytes]);
         };
         // Every part must be a String: anything else is an app error, raised
@@ -510,7 +518,7 @@ impl Request {
     /// declared length is used up), so the app's iteration can stop.
     pub fn write_body(rb_self: &Self, data: RString) -> Result<bool, Error> {
         let mut out = Vec::new();
-        {
+        let head = {
             let mut state = rb_self.state_mut()?;
             if state.writing.discards() {
                 return Ok(true);
@@ -518,16 +526,25 @@ impl Request {
             // SAFETY: copied while holding the GVL.
             let bytes = unsafe { data.as_slice() };
             state.writing.encode(bytes, &mut out);
-        }
-        let ok = out.is_empty() || rb_self.write_pieces(&[&out])?;
+            if out.is_empty() {
+                None
+            } else {
+                state.unsent_head.take()
+            }
+        };
+        let ok = out.is_empty() || rb_self.write_pieces(&[head.as_deref().unwrap_or_default(), &out])?;
         Ok(ok && rb_self.state_mut()?.writing.in_body())
     }
 
     /// Ends a streamed body (the last chunk when chunked). Returns false when
     /// the response could not be completed.
     pub fn finish_body(rb_self: &Self) -> Result<bool, Error> {
-        let tail = rb_self.state_mut()?.writing.finish();
-        let ok = tail.is_empty() || rb_self.write_pieces(&[tail])?;
+        let (head, tail) = {
+            let mut state = rb_self.state_mut()?;
+            (state.unsent_head.take(), state.writing.finish())
+        };
+        let head = head.as_deref().unwrap_or_default();
+        let ok = (head.is_empty() && tail.is_empty()) || rb_self.write_pieces(&[head, tail])?;
         Ok(ok && rb_self.state_mut()?.writing.is_done())
     }
 
@@ -537,7 +554,10 @@ impl Request {
     pub fn abort(rb_self: &Self) -> Result<(), Error> {
         let mut state = rb_self.state_mut()?;
         state.close_after = true;
-        if state.writing.in_body() {
+        if state.unsent_head.take().is_some() {
+            // Nothing went out yet: a 500 can still take this response's place.
+            state.writing = Writing::Init;
+        } else if state.writing.in_body() {
             state.writing.abort();
         }
         Ok(())

@@ -1,0 +1,52 @@
+# frozen_string_literal: true
+
+require_relative "integration_helper"
+require_relative "../fixtures/large_body_parts"
+
+# Large Array bodies are written by the pool thread with the GVL released,
+# partly straight from the app's strings. While that write waits on a client
+# that does not read, other Ruby threads run: GC compaction must not change
+# a byte of what is sent, and a thread reaching into the same request must
+# get an IOError (not crash the process).
+class TestLargeBodySafety < Minitest::Test
+  include IntegrationHelper
+  server_args "-t", "4:4", "test/fixtures/large_bodies.ru"
+
+  # Far more than loopback socket buffers hold, so the server's write stays
+  # blocked until we read.
+  BYTES = 24 * 1024 * 1024
+
+  # Requests a large body and waits for its first bytes: from then on the
+  # server is inside the write, the GVL released, until we read the rest.
+  def start_large(path)
+    sock = connect
+    sock.write(build(path))
+    [sock, Timeout.timeout(10) { sock.readpartial(1024) }]
+  end
+
+  def assert_body(expected, raw)
+    head, body = raw.split("\r\n\r\n", 2)
+    assert_match(/^Content-Length: #{expected.bytesize}\r$/, head)
+    assert_equal expected.bytesize, body.bytesize
+    return if body == expected
+
+    at = (0...expected.bytesize).find { |i| body.getbyte(i) != expected.getbyte(i) }
+    flunk "body differs from byte #{at}: #{body.byteslice(at, 40).inspect} instead of " \
+          "#{expected.byteslice(at, 40).inspect}"
+  end
+
+  def test_compaction_during_a_large_write_changes_no_byte
+    seed = token
+    sock, first = start_large("/big?seed=#{seed}&bytes=#{BYTES}")
+    assert_equal "compacted", http("/compact?times=3").body
+    assert_body(LargeBodyParts.build(seed, BYTES).join.b, first + read_to_eof(sock, 60))
+  end
+
+  def test_another_thread_reaching_a_request_mid_write_gets_an_io_error
+    id = token
+    sock, first = start_large("/reentry?id=#{id}&bytes=#{BYTES}")
+    assert_equal "IOError: request is in use by another thread", http("/poke?id=#{id}").body
+    assert_body(LargeBodyParts.build(id, BYTES).join.b, first + read_to_eof(sock, 60))
+    assert_equal "ok", http("/ok").body
+  end
+end
