@@ -29,6 +29,10 @@ pub enum Advance {
     Ready,
     /// Wait for the socket to become readable again.
     NeedMore,
+    /// The read budget is spent and the socket may still hold data: call
+    /// again after the other connections had their turn (no new edge will
+    /// come for bytes already there).
+    Yield,
     /// The peer closed between requests, or the socket failed: drop quietly.
     Gone,
     /// The TLS layer refused the client (failed handshake, bad record):
@@ -84,19 +88,25 @@ impl Client {
     }
 
     /// Moves the current request forward with what is buffered and what the
-    /// socket has, until it is complete, the socket is drained, or it fails.
-    pub fn advance(&mut self, limits: &Limits) -> Advance {
+    /// socket has, until it is complete, the socket is drained, it fails, or
+    /// `budget` bytes were read (one reactor thread serves everyone: a fast
+    /// uploader must not keep it to itself).
+    pub fn advance(&mut self, limits: &Limits, budget: usize) -> Advance {
+        let mut read = 0;
         loop {
             match self.step(limits) {
                 Ok(Some(result)) => return result,
                 Ok(None) => {}
                 Err(rejection) => return Advance::Reject(rejection),
             }
+            if read >= budget {
+                return Advance::Yield;
+            }
             match self.fill() {
-                Ok(true) => {}
+                Ok(n) if n > 0 => read += n,
                 // End of stream: between requests that is a normal close; in
                 // the middle of one, nobody is left to answer.
-                Ok(false) => return Advance::Gone,
+                Ok(_) => return Advance::Gone,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Advance::NeedMore,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && self.stream.is_tls() => {
@@ -107,15 +117,15 @@ impl Client {
         }
     }
 
-    /// Reads once. `Ok(false)` is end of stream. Reads land in a shared
+    /// Reads once; `Ok(0)` is end of stream. Reads land in a shared
     /// scratch buffer first: growing `buf` by the read size would zero 64 KiB
     /// per read, which showed up as the reactor's top cost in profiles.
-    fn fill(&mut self) -> io::Result<bool> {
+    fn fill(&mut self) -> io::Result<usize> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let n = self.stream.read(&mut scratch[..])?;
             self.reader.push(&scratch[..n]);
-            Ok(n > 0)
+            Ok(n)
         })
     }
 
@@ -132,5 +142,35 @@ impl Client {
                 Event::SendContinue => self.stream.try_write(CONTINUE),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A client whose socket holds far more than the budget stops after
+    /// about one budget and says so; the rest is read on later calls.
+    #[test]
+    fn advance_yields_once_the_read_budget_is_spent() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let mut theirs = theirs;
+        let body_len = 100 * 1024 * 1024;
+        theirs.write_all(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {body_len}\r\n\r\n").as_bytes()).unwrap();
+        let chunk = vec![b'x'; 16 * 1024];
+        let mut sent = 0;
+        while let Ok(n) = theirs.write(&chunk) {
+            sent += n;
+        }
+        let budget = 32 * 1024;
+        assert!(sent > 2 * (budget + READ_CHUNK), "the socket buffer should hold more than a budget ({sent})");
+        let mut client = Client::new(Stream::Unix(mio::net::UnixStream::from_std(ours)), "127.0.0.1".into());
+        let limits = Limits::default();
+        assert!(matches!(client.advance(&limits, budget), Advance::Yield));
+        assert!(matches!(client.advance(&limits, budget), Advance::Yield));
+        assert!(matches!(client.advance(&limits, usize::MAX), Advance::NeedMore));
     }
 }

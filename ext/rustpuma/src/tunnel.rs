@@ -30,6 +30,8 @@ pub struct Tunnel {
 
 pub enum Pumped {
     Open,
+    /// The budget is spent with bytes possibly left: pump again later.
+    MoreLater,
     /// Either side is done for good: drop the tunnel.
     Closed,
 }
@@ -42,18 +44,24 @@ impl Tunnel {
         Tunnel { client, pair, pair_key, to_app, to_client: Vec::new(), client_eof: false }
     }
 
-    /// Moves bytes both ways until neither side can make progress (the
-    /// sockets are edge-triggered, so stopping early would lose a wake-up).
-    pub fn pump(&mut self) -> Pumped {
-        match self.pump_both() {
-            Ok(true) => Pumped::Open,
-            Ok(false) | Err(_) => Pumped::Closed,
+    /// Moves bytes both ways until neither side can make progress, or
+    /// `budget` bytes were read (then `MoreLater`: the sockets are
+    /// edge-triggered, so the caller must come back without a new event).
+    pub fn pump(&mut self, budget: usize) -> Pumped {
+        match self.pump_both(budget) {
+            Ok(Some(pumped)) => pumped,
+            Ok(None) | Err(_) => Pumped::Closed,
         }
     }
 
-    fn pump_both(&mut self) -> io::Result<bool> {
+    /// `Ok(None)`: the tunnel is done.
+    fn pump_both(&mut self, budget: usize) -> io::Result<Option<Pumped>> {
         let mut buf = [0u8; CHUNK];
+        let mut read = 0;
         loop {
+            if read >= budget {
+                return Ok(Some(Pumped::MoreLater));
+            }
             let mut progress = false;
 
             if self.to_app.is_empty() && !self.client_eof {
@@ -65,6 +73,7 @@ impl Tunnel {
                     }
                     Ok(n) => {
                         self.to_app.extend_from_slice(&buf[..n]);
+                        read += n;
                         progress = true;
                     }
                     Err(e) if would_block(&e) => {}
@@ -89,6 +98,7 @@ impl Tunnel {
                     Ok(0) => return self.finish(),
                     Ok(n) => {
                         self.to_client.extend_from_slice(&buf[..n]);
+                        read += n;
                         progress = true;
                     }
                     Err(e) if would_block(&e) => {}
@@ -108,18 +118,18 @@ impl Tunnel {
             self.client.stream.flush_pending()?;
 
             if !progress {
-                return Ok(true);
+                return Ok(Some(Pumped::Open));
             }
         }
     }
 
     /// Best effort: send what is left, then let the caller close.
-    fn finish(&mut self) -> io::Result<bool> {
+    fn finish(&mut self) -> io::Result<Option<Pumped>> {
         if !self.to_client.is_empty() {
             let _ = self.client.stream.write_vectored(&[IoSlice::new(&self.to_client)]);
         }
         let _ = self.client.stream.flush_pending();
-        Ok(false)
+        Ok(None)
     }
 }
 

@@ -42,6 +42,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// On a graceful stop, how long a connection that was accepted but has not
 /// sent its whole request yet may take to do so.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Bytes one connection (or tunnel) may read per turn before the others get
+/// theirs; it is then revisited from the ready list. Large enough that a
+/// normal upload moves in a few turns, small enough that a fast sender on
+/// loopback cannot keep the reactor from everyone else.
+pub(crate) const READ_BUDGET: usize = 512 * 1024;
 
 /// What Ruby asks of the reactor, through [`Shared::command`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -143,6 +148,10 @@ pub struct Reactor {
     limits: Limits,
     retry_accept_at: Option<Instant>,
     accept_errors: accept::AcceptErrors,
+    /// Connections that spent their read budget with data possibly left:
+    /// edge-triggered epoll will not report them again, so they are
+    /// revisited after this turn's events.
+    ready: Vec<usize>,
 }
 
 impl Reactor {
@@ -182,6 +191,7 @@ impl Reactor {
             limits,
             retry_accept_at: None,
             accept_errors: accept::AcceptErrors::default(),
+            ready: Vec::new(),
         };
         Ok((reactor, shared))
     }
@@ -199,7 +209,8 @@ impl Reactor {
             // connection is seen here (both sides use SeqCst).
             self.shared.reactor_asleep.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let timeout = if self.returns.is_empty() { self.next_timeout() } else { Some(Duration::ZERO) };
+            let timeout =
+                if self.returns.is_empty() && self.ready.is_empty() { self.next_timeout() } else { Some(Duration::ZERO) };
             let polled = self.poll.poll(&mut events, timeout);
             self.shared.reactor_asleep.store(false, Ordering::SeqCst);
             if let Err(e) = polled {
@@ -217,6 +228,11 @@ impl Reactor {
                     Token(t) if t > FIRST_LISTENER - self.listeners.len() => self.accept(FIRST_LISTENER - t),
                     Token(key) => self.on_event(key),
                 }
+            }
+            // Those that yielded last turn go after this turn's events (a
+            // key may have been reused meanwhile: a spurious read is harmless).
+            for key in std::mem::take(&mut self.ready) {
+                self.on_event(key);
             }
             self.take_returns();
             if !stopped && self.shared.stopping() {
@@ -261,8 +277,12 @@ impl Reactor {
 
     fn on_readable(&mut self, key: usize) {
         let Some(Slot::Waiting { client, .. }) = self.clients.get_mut(key) else { return };
-        match client.advance(&self.limits) {
+        match client.advance(&self.limits, READ_BUDGET) {
             Advance::Ready => self.dispatch(key),
+            Advance::Yield => {
+                self.ready.push(key);
+                self.set_deadline(key, self.timeouts.first_data);
+            }
             Advance::NeedMore => {
                 if client.has_partial_request() {
                     self.set_deadline(key, self.timeouts.first_data);

@@ -24,8 +24,10 @@ impl Reactor {
 
     pub(super) fn pump_tunnel(&mut self, key: usize) {
         let Some(Slot::Tunnel(tunnel)) = self.clients.get_mut(key) else { return };
-        if let Pumped::Closed = tunnel.pump() {
-            self.close_tunnel(key);
+        match tunnel.pump(super::READ_BUDGET) {
+            Pumped::Open => {}
+            Pumped::MoreLater => self.ready.push(key),
+            Pumped::Closed => self.close_tunnel(key),
         }
     }
 

@@ -1,0 +1,47 @@
+# frozen_string_literal: true
+
+# Shared plumbing for the hostile-client tests: a server on faults.ru, a
+# well-behaved client that must still be served, and the server's
+# descriptor count and RSS (from /proc) to compare against a baseline.
+require "helper"
+
+module HostileSupport
+  APP = File.join(FIXTURES, "faults.ru")
+
+  def start_server(*args, **opts)
+    @srv = ServerProcess.new("-t", "2:2", *args, APP, **opts).start
+  end
+
+  def teardown
+    @srv&.stop
+    super
+  end
+
+  # One GET on a fresh connection, bounded; returns the status.
+  def well_behaved_get(path = "/", timeout: 10)
+    Timeout.timeout(timeout) do
+      sock = TCPSocket.new(@srv.host, @srv.port)
+      res = RawHTTP.request(sock, "GET #{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: timeout)
+      sock.close
+      res.status
+    end
+  end
+
+  def fd_count
+    Dir.children("/proc/#{@srv.pid}/fd").size
+  end
+
+  def rss_kib
+    File.read("/proc/#{@srv.pid}/status")[/^VmRSS:\s+(\d+)/, 1].to_i
+  end
+
+  # Waits (bounded) until the block is true; fails with `message` otherwise.
+  def eventually(message, timeout: 15)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    until (value = yield)
+      flunk "timed out: #{message}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      sleep 0.05 # polling /proc, not synchronising with the server
+    end
+    value
+  end
+end
