@@ -9,6 +9,9 @@ require "tmpdir"
 # extension, not a LoadError backtrace.
 class TestUnbuiltCheckout < Minitest::Test
   ROOT = ServerProcess::ROOT
+  # The children must not find this checkout's built lib through the test
+  # run's own environment (bundle exec, RUBYLIB).
+  CLEAN_ENV = %w[RUBYOPT RUBYLIB BUNDLE_GEMFILE BUNDLE_PATH BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION].to_h { |k| [k, nil] }.freeze
 
   def setup
     @dir = Dir.mktmpdir("rustpuma-unbuilt")
@@ -23,7 +26,7 @@ class TestUnbuiltCheckout < Minitest::Test
   end
 
   def test_exe_says_how_to_build
-    output = IO.popen([RbConfig.ruby, "-I", File.join(@checkout, "lib"), File.join(@checkout, "exe", "rustpuma")],
+    output = IO.popen(CLEAN_ENV, [RbConfig.ruby, "-I", File.join(@checkout, "lib"), File.join(@checkout, "exe", "rustpuma")],
                       err: %i[child out], &:read)
     assert_equal 1, $?.exitstatus
     assert_one_clear_line(output)
@@ -33,7 +36,7 @@ class TestUnbuiltCheckout < Minitest::Test
     app = File.join(@dir, "app")
     FileUtils.mkdir_p(app)
     File.write(File.join(app, "Gemfile"), "source \"https://rubygems.org\"\ngem \"rustpuma\", path: #{@checkout.inspect}\n")
-    env = { "BUNDLE_GEMFILE" => File.join(app, "Gemfile"), "RUBYOPT" => nil, "BUNDLE_PATH" => nil, "BUNDLE_BIN_PATH" => nil }
+    env = CLEAN_ENV.merge("BUNDLE_GEMFILE" => File.join(app, "Gemfile"))
     install = IO.popen(env, %w[bundle install --local], chdir: app, err: %i[child out], &:read)
     assert $?.success?, install
     output = IO.popen(env, ["bundle", "exec", RbConfig.ruby, "-e", "Bundler.require"], chdir: app, err: %i[child out], &:read)
