@@ -61,6 +61,7 @@ module Rustpuma
       @buffer = +""
       @refork_requested = false
       @reforking = nil
+      @idle_pids = []
     end
 
     def run
@@ -263,6 +264,8 @@ module Rustpuma
         w.boot!
         log "- Worker #{w.index} (PID: #{pid}) booted in #{w.uptime.round(2)}s, phase: #{w.phase}"
         @next_check = Time.now
+      when "i" then idle!(pid)
+      when "u" then @idle_pids.delete(pid)
       when "e" then w.term!
       when "t"
         w.term unless w.term?
@@ -310,7 +313,9 @@ module Rustpuma
       # native (threads) and the master starts no thread before the fork.
       @control = ControlServer.start(@launcher, @log_writer)
       Systemd.ready(@log_writer)
+      @log_writer.debug_loaded_extensions("Loaded Extensions - master:")
       @config.run_hooks(:after_booted)
+      stop_if_all_idle
     end
 
     def single_worker_warning
@@ -327,7 +332,6 @@ module Rustpuma
 
       @next_check = Time.now + [@options[:worker_check_interval].to_f, 0.1].max
       timeout_workers
-      check_idle
       wait_workers
       cull_workers
       spawn_workers if @status == :run && (@respawn_after.nil? || Time.now >= @respawn_after)
@@ -335,25 +339,24 @@ module Rustpuma
 
       deadlines = @workers.reject(&:term?).map(&:ping_timeout)
       deadlines << @respawn_after if @respawn_after && @respawn_after > Time.now
-      deadlines << @idle_since + @options[:idle_timeout] if @idle_since && @options[:idle_timeout]
       @next_check = [*deadlines, @next_check].min
     end
 
-    # `idle_timeout`: stop once no worker has served a request for that long
-    # (judged from the workers' check-ins).
-    def check_idle
-      return unless (idle = @options[:idle_timeout]) && @booted && @status == :run
+    # `idle_timeout`: each worker reports when it has served nothing for that
+    # long (and when it serves again); once all of them are idle, stop.
+    def idle!(pid)
+      @idle_pids |= [pid]
+      stop_if_all_idle
+    end
 
-      count = @workers.sum { |w| w.last_status[:requests_count].to_i }
-      busy = @workers.sum { |w| w.last_status[:busy_threads].to_i }
-      now = Time.now
-      if @idle_since.nil? || count != @idle_count || busy.positive?
-        @idle_count = count
-        @idle_since = now
-      elsif now - @idle_since >= idle
-        log "! Idle timeout of #{idle}s reached, shutting down"
-        stop
-      end
+    def stop_if_all_idle
+      return unless @options[:idle_timeout] && @status == :run && @booted
+
+      live = @workers.reject(&:term?).map(&:pid)
+      return unless live.size >= @options[:workers] && (live - @idle_pids).empty?
+
+      log "- All workers reached idle timeout"
+      stop
     end
 
     def spawn_workers

@@ -227,6 +227,7 @@ module Rustpuma
     # Hooks registered with a key (Puma 6 worker hooks) also receive a Hash
     # that persists between hooks sharing that key.
     def run_hooks(key, *args)
+      @log_writer.debug "Running #{key} hooks" # PUMA_DEBUG, as Puma
       hooks = Array(options[key])
       hooks += [->(*a) { @events.fire(key, *a) }] if Events::LIFECYCLE.include?(key) # plugins' subscriptions
       hooks.each do |hook|

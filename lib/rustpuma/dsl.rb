@@ -126,8 +126,15 @@ module Rustpuma
 
     # A method Puma does not have: fail loudly with where it was called,
     # because a silently ignored typo in a server config is a production bug.
+    # Like Ruby's NoMethodError under Puma, it suggests the nearest names.
     def method_missing(name, *_args, &_block)
-      raise ConfigError, "#{_caller_location}unknown configuration option '#{name}'"
+      message = "#{_caller_location}unknown configuration option '#{name}'"
+      if defined?(DidYouMean::SpellChecker)
+        known = self.class.public_instance_methods(false).map(&:to_s)
+        guesses = DidYouMean::SpellChecker.new(dictionary: known).correct(name.to_s)
+        message += "\nDid you mean?  #{guesses.join("\n               ")}" unless guesses.empty?
+      end
+      raise ConfigError, message
     end
 
     def respond_to_missing?(_name, _include_private = false)

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "rbconfig"
+
 module Rustpuma
   # Where the server's own lines go (boot banner, errors, request log), as
   # Puma's LogWriter: stdout for information, stderr for problems. Everything
@@ -48,6 +50,16 @@ module Rustpuma
 
     def debug(str)
       log("% #{str}") if @debug
+    end
+
+    # PUMA_DEBUG: the native extensions loaded in this process, under a
+    # title (Puma prints the same list, so the two can be compared).
+    def debug_loaded_extensions(title)
+      return unless @debug
+
+      debug "-- #{title}"
+      pattern = /\.#{RbConfig::CONFIG['DLEXT']}\z/io
+      $LOADED_FEATURES.grep(pattern).each { |f| debug "    #{f}" }
     end
 
     # A fatal configuration or boot problem: Puma prints it and exits 1.

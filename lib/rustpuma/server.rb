@@ -32,23 +32,34 @@ module Rustpuma
       self
     end
 
-    # `idle_timeout`: calls the block once no request has arrived for
-    # `seconds` (and none is in progress). Checked by a background thread.
-    def watch_idle(seconds)
+    # How often idleness is checked: idle_timeout fires within this of the
+    # deadline.
+    IDLE_CHECK_INTERVAL = 0.05
+
+    # `idle_timeout`: calls `on_idle` once no request has arrived for
+    # `seconds` (and none is in progress), then `on_active` when one
+    # arrives again (cluster workers report both to the master, as Puma's).
+    def watch_idle(seconds, on_idle:, on_active: nil)
       Thread.new do
         Thread.current.name = "rustpuma idle timeout"
+        clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
         last_count = @native.requests_count
-        last_change = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        last_change = clock.call
+        idle = false
         loop do
-          sleep [seconds / 4.0, 1].min
+          sleep IDLE_CHECK_INTERVAL
           count = @native.requests_count
-          now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
           if count != last_count || @pool.busy.positive?
             last_count = count
-            last_change = now
-          elsif now - last_change >= seconds
-            yield
-            break
+            last_change = clock.call
+            if idle
+              idle = false
+              on_active&.call
+            end
+          elsif !idle && clock.call - last_change >= seconds
+            idle = true
+            on_idle.call
+            break unless on_active # single mode: once is enough
           end
         end
       end

@@ -35,10 +35,10 @@ module Rustpuma
       end
       Process.setproctitle(@launcher.process_title)
       if (idle = @options[:idle_timeout])
-        @server.watch_idle(idle) do
-          @log_writer.log "! Idle timeout of #{idle}s reached, shutting down"
+        @server.watch_idle(idle, on_idle: lambda {
+          @log_writer.log "- Idle timeout reached"
           stop
-        end
+        })
       end
       StateFile.write(@launcher)
       @control = ControlServer.start(@launcher, @log_writer)
@@ -50,6 +50,7 @@ module Rustpuma
       @launcher.redirect_io
       Systemd.ready(@log_writer)
       @config.run_hooks(:after_booted)
+      @log_writer.debug_loaded_extensions("Loaded Extensions:")
 
       @stop_reader.read(1) # a stop request (signal or #stop) arrives here
       shutdown

@@ -235,7 +235,7 @@ class TestHttpEdges < Minitest::Test
     assert_equal 200, RawHTTP.get("127.0.0.1", port_of("http"), "/").status
     status = @server.wait(15)
     assert status.success?, @server.output
-    assert_includes @server.output, "Idle timeout"
+    assert_includes @server.output, "- Idle timeout reached\n"
     assert_includes @server.output, "- Goodbye!"
   end
 
@@ -244,7 +244,7 @@ class TestHttpEdges < Minitest::Test
     assert_equal 200, RawHTTP.get("127.0.0.1", port_of("http"), "/").status
     status = @server.wait(20)
     assert status.success?, @server.output
-    assert_includes @server.output, "Idle timeout of 2s reached"
+    assert_includes @server.output, "- All workers reached idle timeout\n"
     assert_includes @server.output, "- Goodbye!"
   end
 

@@ -96,4 +96,70 @@ class TestBootLines < Minitest::Test
     assert_equal 1, status.exitstatus
     assert_match(/^\[\d+\] ! Unable to load application: ArgumentError: database unreachable$/, srv.output)
   end
+
+  # Puma's idle_timeout line, on time: the check runs every 50 ms, so the
+  # server gives up within 0.1 s of the deadline (slack added for a loaded
+  # machine, where the line itself can be late to reach us).
+  def test_idle_timeout_fires_on_time_with_pumas_line
+    srv = start("-C", config_file("idle_timeout 1\n"), HELLO)
+    assert_equal 200, RawHTTP.get("127.0.0.1", srv.port, "/").status
+    served = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    srv.wait_for_output("- Idle timeout reached\n", 10)
+    waited = Process.clock_gettime(Process::CLOCK_MONOTONIC) - served
+    assert_operator waited, :>=, 0.95, "not before the deadline"
+    assert_operator waited, :<, 1.6, "within the check interval of the deadline (plus scheduling slack)"
+    assert_equal 0, srv.wait(10).exitstatus
+  end
+
+  def test_idle_timeout_in_cluster_mode
+    srv = start("-w", "2", "-C", config_file("idle_timeout 1\n"), HELLO)
+    srv.wait_for_output(/Worker 1 \(PID: \d+\) booted/, 20)
+    srv.wait_for_output(/Worker 0 \(PID: \d+\) booted/, 20)
+    assert_equal 200, RawHTTP.get("127.0.0.1", srv.port, "/").status
+    served = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    srv.wait_for_output("- All workers reached idle timeout\n", 10)
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - served, :>=, 0.95
+    assert_equal 0, srv.wait(15).exitstatus
+  end
+
+  def test_mistyped_dsl_method_gets_a_suggestion
+    srv = start("-C", config_file("workerz 2\n"), HELLO, wait_for: nil)
+    assert_equal 1, srv.wait(20).exitstatus
+    assert_match(/unknown configuration option 'workerz'\nDid you mean\?  workers$/, srv.output)
+  end
+
+  def test_tls_client_on_a_plain_port_gets_a_hint
+    srv = start(HELLO)
+    sock = TCPSocket.new("127.0.0.1", srv.port)
+    # The start of a TLS ClientHello record.
+    sock.write("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03".b)
+    Timeout.timeout(10) { sock.read }
+    sock.close
+    srv.wait_for_output(/TLS handshake on a plain port .*ssl:\/\/ bind/)
+  end
+
+  def test_certificate_errors_name_the_file
+    bad = File.join(@dir, "not-a-cert.pem")
+    File.write(bad, "this is no PEM\n")
+    srv = start(HELLO, bind: "ssl://127.0.0.1:0?cert=#{bad}&key=#{bad}", wait_for: nil)
+    assert_equal 1, srv.wait(20).exitstatus
+    assert_includes srv.output, bad
+    missing = File.join(@dir, "missing.pem")
+    srv = start(HELLO, bind: "ssl://127.0.0.1:0?cert=#{missing}&key=#{missing}", wait_for: nil)
+    assert_equal 1, srv.wait(20).exitstatus
+    assert_includes srv.output, missing
+  end
+
+  def test_puma_debug_output
+    srv = start(HELLO, env: { "PUMA_DEBUG" => "1" })
+    srv.wait_for_output(%r{^%     .*/rustpuma\.so$})
+    assert_includes srv.output, "% Running after_booted hooks\n"
+    assert_includes srv.output, "% -- Loaded Extensions:\n"
+  end
+
+  def config_file(text)
+    path = File.join(@dir, "idle.rb")
+    File.write(path, text)
+    path
+  end
 end

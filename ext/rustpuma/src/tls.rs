@@ -44,8 +44,14 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> 
             .map_err(|e| format!("cert {path}: {e}"))?,
         (None, None) => return Err("ssl bind needs cert (or cert_pem)".into()),
     };
+    // Errors name the file, as Puma's do: the setting alone does not say
+    // which of several binds is wrong.
+    let cert_name = match (&options.cert_pem, &options.cert) {
+        (None, Some(path)) => format!("cert {path}"),
+        _ => "cert_pem".to_string(),
+    };
     if certs.is_empty() {
-        return Err("no certificate found in cert".into());
+        return Err(format!("no PEM certificate found in {cert_name}"));
     }
     let key: PrivateKeyDer<'static> = match (&options.key_pem, &options.key) {
         (Some(pem), _) => PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("key_pem: {e}"))?,
@@ -72,7 +78,12 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> 
         }
         other => return Err(format!("unknown verify_mode {other:?} (none, peer or force_peer)")),
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| format!("cert/key: {e}"))?;
+    let key_name = match (&options.key_pem, &options.key) {
+        (None, Some(path)) => format!("key {path}"),
+        _ => "key_pem".to_string(),
+    };
+    let mut config =
+        builder.with_single_cert(certs, key).map_err(|e| format!("{cert_name} with {key_name}: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -15,6 +15,7 @@ module Rustpuma
     # Messages to the master, one line each (atomic pipe writes):
     #   b<pid>:<index>   booted          p<pid><json>   check-in with stats
     #   e<pid>           got TERM        t<pid>         exiting
+    #   i<pid>           idle_timeout reached   u<pid>   busy again
     #   f<pid>:<index>   (worker 0, fork_worker) forked worker <index>
     #   !                (worker 0, fork_worker) one of its workers was reaped
     #
@@ -88,6 +89,11 @@ module Rustpuma
         end
 
         return unless tell("b#{Process.pid}:#{@index}")
+        @log_writer.debug_loaded_extensions("Loaded Extensions - worker #{@index}:")
+
+        if (idle = @options[:idle_timeout])
+          @server.watch_idle(idle, on_idle: -> { tell("i#{Process.pid}") }, on_active: -> { tell("u#{Process.pid}") })
+        end
 
         start_check_in
         start_fork_loop if fork_parent?

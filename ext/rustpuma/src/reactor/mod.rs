@@ -296,8 +296,15 @@ impl Reactor {
                 self.close(key);
             }
             Advance::Reject(rejection) => {
+                // As Puma, a TLS client on a plain port gets a hint: the
+                // usual cause is https:// against a tcp:// bind.
+                let hint = if rejection.reason.ends_with(crate::http::parser::NotHttp::Tls.reason()) {
+                    " (a client is speaking TLS to this plain-HTTP listener: use https only with an ssl:// bind)"
+                } else {
+                    ""
+                };
                 log::warn(&format!(
-                    "HTTP parse error, malformed request ({}): {} {}",
+                    "HTTP parse error, malformed request ({}): {} {}{hint}",
                     client.remote_addr, rejection.status, rejection.reason
                 ));
                 if self.limits.errors_to_app {
