@@ -217,7 +217,7 @@ class TestConfiguration < Minitest::Test
     write("config/puma.rb", "port 3000\nworkerz 2\n")
     Dir.chdir(@dir) do
       err = assert_raises(Rustpuma::ConfigError) { conf({}, file: nil).load }
-      assert_equal "config/puma.rb:2: unknown configuration option 'workerz'", err.message
+      assert_equal "config/puma.rb:2: unknown configuration option 'workerz'\nDid you mean?  workers", err.message
     end
   end
 

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "dsl"
+require_relative "version" # PUMA_COMPAT_VERSION, also when loaded through the Rack handler
 
 module Rustpuma
   # Where a Puma plugin file (puma/plugin/<name>.rb from a gem or the load
