@@ -25,6 +25,7 @@ require_relative "rustpuma/binder"
 require_relative "rustpuma/null_io"
 require_relative "rustpuma/handler"
 require_relative "rustpuma/thread_pool"
+require_relative "rustpuma/server_plugin_control"
 require_relative "rustpuma/server"
 
 # A Rack server whose listener, reactor and HTTP handling are Rust, and which

@@ -168,9 +168,9 @@ class TestCLI < Minitest::Test
     $LOAD_PATH.delete("/tmp/inc_b")
   end
 
-  def test_prune_bundler_flag_warns_not_supported
-    options("--prune-bundler")
-    assert_includes @out.string, "! rustpuma does not support prune_bundler yet; ignored"
+  def test_prune_bundler_flags_are_recorded
+    opts = options("--prune-bundler", "--extra-runtime-dependencies", "rack,json")
+    assert_equal [true, %w[rack json]], opts.values_at(:prune_bundler, :extra_runtime_dependencies)
   end
 
   def test_silent_drops_informational_output

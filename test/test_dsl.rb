@@ -126,7 +126,7 @@ class TestDSL < Minitest::Test
       early_hints: true, restart_cmd: "bin/rustpuma", rack_url_scheme: "https",
       http_content_length_limit: 1_000, worker_timeout: 90, worker_boot_timeout: 100,
       worker_shutdown_timeout: 20, worker_check_interval: 7, fork_worker: 1000,
-      raise_exception_on_sigterm: false, drain_on_shutdown: true, clean_thread_locals: true,
+      raise_exception_on_sigterm: false, drain_on_shutdown: true, fiber_per_request: true,
       shutdown_debug: true, debug: true, silence_single_worker_warning: true,
       silence_fork_callback_warning: true, force_shutdown_after: 0, tcp_nodelay: true
     }
@@ -263,23 +263,46 @@ class TestDSL < Minitest::Test
     assert_match(/\A\h{32}\z/, @opts[:control_auth_token])
   end
 
-  def test_not_yet_supported_methods_log_one_line_each
-    @dsl.nakayoshi_fork
-    @dsl.nakayoshi_fork
-    @dsl.prune_bundler
-    lines = @out.string.lines.map(&:chomp)
-    assert_equal ["! rustpuma does not support nakayoshi_fork yet; ignored",
-                  "! rustpuma does not support prune_bundler yet; ignored"], lines
-    assert_equal true, @opts[:nakayoshi_fork], "the value is still recorded"
+  # Every public method of Puma 8.0.2's DSL (names listed from its dsl.rb),
+  # plus Puma 6's nakayoshi_fork, exists here.
+  PUMA8_DSL = %i[
+    set_default_host default_host inject get plugin app activate_control_app load bind clear_binds!
+    bind_to_activated_sockets port first_data_timeout persistent_timeout idle_timeout fiber_per_request
+    clean_thread_locals drain_on_shutdown environment force_shutdown_after before_restart restart_command
+    pidfile quiet log_requests custom_logger debug rackup rack_url_scheme early_hints stdout_redirect
+    log_formatter threads max_io_threads ssl_bind state_path state_permission workers
+    silence_single_worker_warning silence_fork_callback_warning single cluster before_fork
+    before_worker_boot before_worker_shutdown before_worker_fork after_worker_fork after_worker_shutdown
+    after_booted after_stopped before_refork after_refork before_thread_start before_thread_exit
+    out_of_band directory preload_app! lowlevel_error_handler prune_bundler raise_exception_on_sigterm
+    extra_runtime_dependencies tag worker_check_interval worker_timeout worker_boot_timeout
+    worker_shutdown_timeout worker_culling_strategy queue_requests shutdown_debug wait_for_less_busy_worker
+    set_remote_address fork_worker max_fast_inline max_keep_alive enable_keep_alives io_selector_backend
+    mutate_stdout_and_stderr_to_sync_on_write http_content_length_limit supported_http_methods
+    nakayoshi_fork
+  ].freeze
+
+  def test_every_puma8_dsl_method_is_defined
+    missing = PUMA8_DSL.reject { |name| Rustpuma::DSL.public_method_defined?(name) }
+    assert_empty missing
+    Rustpuma::DSL::WITHOUT_EFFECT.each { |name| assert_includes PUMA8_DSL, name }
   end
 
-  def test_not_yet_supported_list_is_consistent
-    Rustpuma::DSL::NOT_YET_SUPPORTED.each do |name|
-      assert Rustpuma::DSL.public_method_defined?(name), "#{name} listed but not defined"
-    end
-    %i[threads port bind workers plugin].each do |name|
-      refute_includes Rustpuma::DSL::NOT_YET_SUPPORTED, name
-    end
+  def test_settings_are_recorded
+    @dsl.nakayoshi_fork
+    @dsl.prune_bundler
+    @dsl.extra_runtime_dependencies %w[rack]
+    @dsl.queue_requests false
+    @dsl.wait_for_less_busy_worker 0.01
+    @dsl.max_io_threads 3
+    @dsl.shutdown_debug on_force: true
+    @dsl.io_selector_backend :epoll
+    refute_match(/io_selector_backend|wait_for_less_busy_worker|max_io_threads/, @out.string)
+    assert_equal [true, true, ["rack"], false, 0.01, 3, :on_force],
+                 @opts.values_at(:nakayoshi_fork, :prune_bundler, :extra_runtime_dependencies, :queue_requests,
+                                 :wait_for_less_busy_worker, :max_io_threads, :shutdown_debug)
+    assert_raises(ArgumentError) { @dsl.max_io_threads(-1) }
+    assert_raises(ArgumentError) { @dsl.workers "many" }
   end
 
   def test_supported_methods_are_silent

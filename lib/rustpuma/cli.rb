@@ -84,8 +84,8 @@ module Rustpuma
         o.on "--bind-to-activated-sockets [only]", "Bind to all activated sockets" do |arg|
           user.bind_to_activated_sockets(arg || true)
         end
-        o.on "-C", "--config PATH", "Load PATH as a config file ('-' for none)" do |arg|
-          @conf.config_file = arg
+        o.on "-C", "--config PATH", "Load PATH as a config file ('-' for none); repeatable" do |arg|
+          @conf.add_config_file(arg)
         end
         o.on "--no-config", "Do not look for a config file" do
           @conf.config_file = :none

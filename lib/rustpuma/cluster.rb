@@ -51,6 +51,8 @@ module Rustpuma
       @options = launcher.options
       @log_writer = PidLogWriter.new(launcher.log_writer.stdout, launcher.log_writer.stderr)
       @log_writer.debug = launcher.log_writer.debug?
+      @log_writer.formatter = launcher.log_writer.formatter
+      @log_writer.custom_logger = launcher.log_writer.custom_logger
       @phase = 0
       @workers = []
       @status = :run
@@ -136,6 +138,7 @@ module Rustpuma
 
     def stats
       worker_status = @workers.map(&:to_status)
+      @workers.each(&:reset_max)
       {
         started_at: @started_at.utc.iso8601,
         workers: @workers.size,
@@ -143,7 +146,7 @@ module Rustpuma
         booted_workers: worker_status.count { |w| w[:booted] },
         old_workers: @workers.count { |w| w.phase != @phase },
         worker_status: worker_status,
-      }
+      }.merge(Rustpuma.versions_stats)
     end
 
     private
@@ -451,6 +454,8 @@ module Rustpuma
         begin
           if Process.wait(w.pid, Process::WNOHANG)
             log "! Worker #{w.index} (PID: #{w.pid}) exited unexpectedly (#{$?.inspect})" unless w.term?
+            w.process_status = $?
+            @config.run_hooks(:after_worker_shutdown, w, @log_writer)
             # A worker that cannot boot must not turn into a fork loop.
             @respawn_after = Time.now + RESPAWN_BACKOFF unless w.booted?
             true

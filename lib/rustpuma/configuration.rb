@@ -29,7 +29,7 @@ module Rustpuma
     # Option keys holding Arrays of blocks, under the Puma 7 names.
     HOOKS = %i[
       before_fork before_worker_boot before_worker_shutdown before_worker_fork
-      after_worker_fork before_refork after_refork after_booted after_stopped
+      after_worker_fork after_worker_shutdown before_refork after_refork after_booted after_stopped
       before_restart before_thread_start before_thread_exit out_of_band
     ].freeze
 
@@ -37,7 +37,7 @@ module Rustpuma
     # almost always a mistake, so we say so (as Puma does).
     CLUSTER_HOOKS = %i[
       before_fork before_worker_boot before_worker_shutdown before_worker_fork
-      after_worker_fork before_refork after_refork
+      after_worker_fork after_worker_shutdown before_refork after_refork
     ].freeze
 
     # For these keys every layer contributes (a hook defined on the command
@@ -92,7 +92,6 @@ module Rustpuma
       mode: :http,
       raise_exception_on_sigterm: true,
       drain_on_shutdown: false,
-      clean_thread_locals: false,
       queue_requests: true,
       shutdown_debug: false,
       force_shutdown_after: nil,
@@ -103,7 +102,8 @@ module Rustpuma
       wait_for_less_busy_worker: 0.005,
       io_selector_backend: :auto,
       mutate_stdout_and_stderr_to_sync_on_write: true,
-      fiber_per_request: false,
+      fiber_per_request: !ENV.fetch("PUMA_FIBER_PER_REQUEST", "").empty?,
+      max_io_threads: 0,
       nakayoshi_fork: false,
       prune_bundler: false,
       extra_runtime_dependencies: [].freeze,
@@ -114,6 +114,26 @@ module Rustpuma
     }.freeze
 
     NO_CONFIG = [:none, "-"].freeze
+
+    # `workers` / WEB_CONCURRENCY: a count, or :auto for one worker per
+    # processor this process may use (CPU affinity and a cgroup quota
+    # included, as Puma's Concurrent.available_processor_count).
+    def self.parse_workers(value)
+      return available_processors if value.to_s.strip == "auto"
+
+      Integer(value)
+    rescue ArgumentError, TypeError
+      raise ArgumentError, "workers must be an Integer or :auto"
+    end
+
+    def self.available_processors
+      count = Etc.nprocessors
+      quota, period = File.read("/sys/fs/cgroup/cpu.max").split.map { |v| Integer(v, exception: false) }
+      count = [count, (quota / period.to_f).floor].min if quota && period&.positive?
+      [count, 1].max
+    rescue SystemCallError
+      [count, 1].max
+    end
 
     def self.random_token
       SecureRandom.hex(16)
@@ -129,8 +149,15 @@ module Rustpuma
     attr_reader :user_options, :file_options, :default_options,
                 :user_dsl, :file_dsl, :default_dsl, :loaded_files
     # nil: look for config/puma/<env>.rb then config/puma.rb; :none or "-":
-    # read no file; a path: read that file (it must exist).
+    # read no file; a path (or an Array of paths, one per `-C`): read those
+    # files, in order (each must exist).
     attr_accessor :config_file
+
+    # `-C PATH`, once per flag: every file given is read, in order, as Puma 8
+    # does; `-C -` alone means none.
+    def add_config_file(path)
+      @config_file = [*Array(@config_file).reject { |f| f.is_a?(Symbol) }, path.to_s]
+    end
 
     # +cli_options+ are the highest-precedence values (already in option-key
     # form); +default_options+ sit just above the built-in defaults (the Rack
@@ -173,7 +200,7 @@ module Rustpuma
       end
       offer_plugins(@user_dsl, @user_options)
       offer_plugins(@default_dsl, @default_options)
-      [@default_dsl, @file_dsl, @user_dsl].each { |dsl| dsl._run_mode_blocks(workers_so_far.positive?) }
+      run_mode_blocks
       finalize
       options
     end
@@ -250,7 +277,10 @@ module Rustpuma
     # The files #load reads, in order.
     def config_files
       return [] if NO_CONFIG.include?(@config_file)
-      return [@config_file.to_s] if @config_file
+
+      files = Array(@config_file).reject { |f| NO_CONFIG.include?(f) }.map(&:to_s)
+      return files unless files.empty?
+      return [] if @config_file
 
       env = @user_options[:environment] || @default_options[:environment] ||
             (@env_options || options_from_env)[:environment] || DEFAULTS[:environment]
@@ -322,6 +352,17 @@ module Rustpuma
       merged[:workers].to_i
     end
 
+    # `single do … end` / `cluster do … end`, once the worker count is known;
+    # as in Puma, such a block may not change that count.
+    def run_mode_blocks
+      before = workers_so_far
+      [@default_dsl, @file_dsl, @user_dsl].each { |dsl| dsl._run_mode_blocks(before.positive?) }
+      return if workers_so_far == before
+
+      raise ConfigError, "cannot change the number of workers inside a #{before.positive? ? 'cluster' : 'single'} " \
+                         "configuration hook"
+    end
+
     # Values that depend on other values, worked out once everything is known.
     def finalize
       opts = merged
@@ -368,7 +409,7 @@ module Rustpuma
       env[:min_threads] = env_integer("min threads", min) if min
       env[:max_threads] = env_integer("max threads", max) if max
       if (workers = ENV["WEB_CONCURRENCY"]) && !workers.strip.empty?
-        env[:workers] = workers.strip == "auto" ? Etc.nprocessors : env_integer("WEB_CONCURRENCY", workers)
+        env[:workers] = workers.strip == "auto" ? self.class.available_processors : env_integer("WEB_CONCURRENCY", workers)
       end
       if (timeout = ENV["PUMA_PERSISTENT_TIMEOUT"])
         env[:persistent_timeout] = env_integer("PUMA_PERSISTENT_TIMEOUT", timeout)

@@ -14,6 +14,12 @@ module Rustpuma
       launcher ? launcher.stats : {}
     end
 
+    # The `versions` part of Puma 8's stats, with our name beside Puma's.
+    def versions_stats
+      { versions: { puma: PUMA_COMPAT_VERSION, rustpuma: VERSION,
+                    ruby: { engine: RUBY_ENGINE, version: RUBY_VERSION, patchlevel: RUBY_PATCHLEVEL } } }
+    end
+
     # Like Puma.stats: the same, as a JSON string.
     def stats
       JSON.generate(stats_hash)

@@ -3,6 +3,7 @@
 require "etc"
 require "uri"
 require_relative "configuration"
+require_relative "puma_compat"
 
 module Rustpuma
   # The language of config/puma.rb: every public method of Puma's DSL (Puma
@@ -12,23 +13,14 @@ module Rustpuma
   # #_load_from and decides precedence. The CLI and the Rack handler drive the
   # same methods on the user layer.
   class DSL
-    # Puma settings we accept (and record) but whose behaviour rustpuma does
-    # not implement yet. Calling one logs a single notice. Remove a name from
-    # here when the feature lands.
-    NOT_YET_SUPPORTED = %i[
-      nakayoshi_fork
-      prune_bundler
-      extra_runtime_dependencies
-      io_selector_backend
-      mutate_stdout_and_stderr_to_sync_on_write
-      custom_logger
-      log_formatter
-      wait_for_less_busy_worker
-      max_fast_inline
-      fiber_per_request
-      queue_requests
-      shutdown_debug
-    ].freeze
+    # `Puma` as config files see it (Puma.jruby?, Puma::Const, Puma::Plugin
+    # …): a lexical constant of this class, because files are evaluated
+    # with instance_eval here; ::Puma stays undefined for the app.
+    Puma = PumaCompat::Puma
+
+    # Puma settings recorded but with nothing to act on in our design
+    # (docs/configuration.md says why); accepted silently.
+    WITHOUT_EFFECT = %i[io_selector_backend max_fast_inline].freeze
 
     # Old (Puma <= 6) hook name => Puma 7 name; both stay valid.
     HOOK_ALIASES = {
@@ -260,7 +252,6 @@ module Rustpuma
     end
 
     def max_fast_inline(num_of_requests)
-      _not_yet(:max_fast_inline)
       @options[:max_fast_inline] = Float(num_of_requests)
     end
 
@@ -282,9 +273,6 @@ module Rustpuma
         end
     end
 
-    def clean_thread_locals(which = true)
-      @options[:clean_thread_locals] = which
-    end
 
     def http_content_length_limit(limit)
       @options[:http_content_length_limit] = limit
@@ -344,10 +332,13 @@ module Rustpuma
       @options[:lowlevel_error_handler] = obj
     end
 
+    # Each request runs in a fresh Fiber, so fiber-local storage
+    # (Thread.current[:x]) never carries over to the next request. Puma 8
+    # made clean_thread_locals the same switch.
     def fiber_per_request(enabled = true)
-      _not_yet(:fiber_per_request)
       @options[:fiber_per_request] = enabled
     end
+    alias clean_thread_locals fiber_per_request
 
     # -- the application and process -----------------------------------------
 
@@ -387,8 +378,11 @@ module Rustpuma
       @options[:raise_exception_on_sigterm] = answer
     end
 
-    def shutdown_debug(val = true)
-      @options[:shutdown_debug] = val
+    # true: dump every thread's backtrace when a stop begins; with
+    # `on_force: true`, only when requests outlive force_shutdown_after.
+    def shutdown_debug(val = true, on_force: false)
+      _not_yet(:shutdown_debug)
+      @options[:shutdown_debug] = val && on_force ? :on_force : val
     end
 
     def debug
@@ -415,23 +409,22 @@ module Rustpuma
       @options[:redirect_append] = append
     end
 
+    # An object with #write that receives every server line (formatted)
+    # and, with log_requests, the request log, instead of stdout.
     def custom_logger(custom_logger)
-      _not_yet(:custom_logger)
       @options[:custom_logger] = custom_logger
     end
 
+    # A block that turns each server line into the text written.
     def log_formatter(&block)
-      _not_yet(:log_formatter)
       @options[:log_formatter] = block
     end
 
     def mutate_stdout_and_stderr_to_sync_on_write(enabled = true)
-      _not_yet(:mutate_stdout_and_stderr_to_sync_on_write)
       @options[:mutate_stdout_and_stderr_to_sync_on_write] = enabled
     end
 
     def io_selector_backend(backend)
-      _not_yet(:io_selector_backend)
       @options[:io_selector_backend] = backend.to_sym
     end
 
@@ -451,9 +444,18 @@ module Rustpuma
       @options[:max_threads] = max
     end
 
-    # "auto" (as WEB_CONCURRENCY=auto) means one worker per processor.
+    # :auto (as WEB_CONCURRENCY=auto) means one worker per usable processor.
     def workers(count)
-      @options[:workers] = count.to_s.strip == "auto" ? Etc.nprocessors : Integer(count)
+      @options[:workers] = count.nil? ? 0 : Configuration.parse_workers(count)
+    end
+
+    # Threads that called env["puma.mark_as_io_bound"] (waiting on I/O, not
+    # using the CPU) do not count against `threads`' max, up to this many.
+    def max_io_threads(max)
+      max = Integer(max)
+      raise ArgumentError, "The maximum number of IO threads (#{max}) must be a positive number" if max.negative?
+
+      @options[:max_io_threads] = max
     end
 
     def preload_app!(answer = true)
@@ -464,23 +466,29 @@ module Rustpuma
       @options[:fork_worker] = Integer(after_requests)
     end
 
+    # Puma 6's: collect and compact the heap before forking workers, so
+    # they share more memory pages. (Puma 8 dropped the method; we keep it.)
     def nakayoshi_fork(enabled = true)
       _not_yet(:nakayoshi_fork)
       @options[:nakayoshi_fork] = enabled
     end
 
+    # Cluster mode without preload: the master re-execs itself without
+    # Bundler loaded, so a phased restart can load a new Gemfile.lock.
     def prune_bundler(answer = true)
       _not_yet(:prune_bundler)
       @options[:prune_bundler] = answer
     end
 
+    # Gems (names) the pruned master still needs on its load path.
     def extra_runtime_dependencies(answer = [])
-      _not_yet(:extra_runtime_dependencies)
       @options[:extra_runtime_dependencies] = Array(answer)
     end
 
+    # Cluster mode: a worker whose threads are busy waits a little (up to
+    # +val+ seconds, in proportion to how busy) before accepting, so that an
+    # idle worker takes the connection.
     def wait_for_less_busy_worker(val = 0.005)
-      _not_yet(:wait_for_less_busy_worker)
       @options[:wait_for_less_busy_worker] = Float(val)
     end
 
@@ -558,6 +566,12 @@ module Rustpuma
       _hook(:after_worker_fork, nil, block)
     end
 
+    # In the master, once a worker has exited: the block gets the worker's
+    # handle (index, pid, process_status…).
+    def after_worker_shutdown(&block)
+      _hook(:after_worker_shutdown, nil, block)
+    end
+
     def after_booted(&block)
       _hook(:after_booted, nil, block)
     end
@@ -603,6 +617,7 @@ module Rustpuma
       (@options[name] ||= []) << (key && KEYED_HOOKS.include?(name) ? [block, key] : block)
     end
 
+    # Settings whose behaviour is still being written: one notice each.
     def _not_yet(name)
       @config&.warn_not_supported(name)
     end

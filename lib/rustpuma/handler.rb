@@ -26,7 +26,8 @@ module Rustpuma
       @url_scheme = options[:rack_url_scheme]&.to_s
     end
 
-    def handle(req)
+    # +mark_io+: the pool's env["puma.mark_as_io_bound"] for this thread.
+    def handle(req, mark_io = nil)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC) if @log_requests
       env = @base_env.dup
       req.fill_env(env)
@@ -39,6 +40,7 @@ module Rustpuma
       env["rack.hijack"] = -> { env["rack.hijack_io"] = socket_for(req.hijack) }
       env["rack.after_reply"] = after_reply = []
       env["rack.response_finished"] = response_finished = []
+      env["puma.mark_as_io_bound"] = mark_io if mark_io
       env["rack.early_hints"] = ->(headers) { req.early_hints(headers.to_h) } if @early_hints
 
       status = headers = body = error = sending = nil

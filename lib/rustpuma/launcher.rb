@@ -26,6 +26,8 @@ module Rustpuma
       @options = config.options
       @log_writer = log_writer
       @log_writer.debug = true if @options[:debug]
+      @log_writer.formatter = @options[:log_formatter] if @options[:log_formatter]
+      @log_writer.custom_logger = @options[:custom_logger] if @options[:custom_logger]
       # What a hot restart re-executes: the same command, from the same place.
       @restart_dir = Dir.pwd
       @restart_argv = restart_command

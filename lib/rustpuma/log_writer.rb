@@ -9,6 +9,10 @@ module Rustpuma
   # one place to act on.
   class LogWriter
     attr_reader :stdout, :stderr
+    # `log_formatter` (a block: line in, text out) and `custom_logger` (an
+    # object with #write that receives the formatted lines instead of
+    # stdout), as Puma's LogWriter has them.
+    attr_accessor :formatter, :custom_logger
 
     def self.stdio
       new($stdout, $stderr)
@@ -29,7 +33,12 @@ module Rustpuma
     end
 
     def log(str)
-      @stdout.puts(str)
+      str = @formatter.call(str) if @formatter
+      if @custom_logger.respond_to?(:write)
+        @custom_logger.write(str)
+      else
+        @stdout.puts(str)
+      end
     rescue IOError, Errno::EPIPE
       nil
     end

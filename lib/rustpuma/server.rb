@@ -25,8 +25,10 @@ module Rustpuma
                              min: @options.fetch(:min_threads, max).to_i,
                              log_writer: @log_writer,
                              thread_hook: @thread_hook,
-                             clean_thread_locals: @options[:clean_thread_locals],
-                             out_of_band: !Array(@options[:out_of_band]).empty?)
+                             fiber_per_request: @options[:fiber_per_request] || @options[:clean_thread_locals],
+                             out_of_band: !Array(@options[:out_of_band]).empty?,
+                             max_io_threads: @options[:max_io_threads].to_i,
+                             control: ServerPluginControl.new(self))
       @native.start
       @pool.spawn
       self
@@ -80,17 +82,45 @@ module Rustpuma
       @pool&.kill
     end
 
+    # Puma 8's per-server stats, key for key. The maxima are since the
+    # last call (Puma resets them on every read).
     def stats
       return {} unless @native
 
+      backlog_max, reactor_max = @native.take_maxima
+      backlog = @native.backlog
       {
-        backlog: @native.backlog,
+        backlog: backlog,
         running: @pool.running,
         pool_capacity: @pool.capacity,
-        busy_threads: @pool.busy,
+        busy_threads: @pool.busy + backlog,
+        io_threads: @pool.io_threads,
+        backlog_max: backlog_max,
         max_threads: @pool.max,
         requests_count: @native.requests_count,
+        reactor_max: reactor_max,
       }
+    end
+
+    def min_threads
+      @pool ? @pool.min : @options[:min_threads].to_i
+    end
+
+    def max_threads
+      @pool ? @pool.max : @options[:max_threads].to_i
+    end
+
+    # Puma's Server#update_thread_pool_min_max (plugins and before_thread_start
+    # hooks reach it through ServerPluginControl); refuses impossible values
+    # with Puma's messages.
+    def update_thread_pool_min_max(min: min_threads, max: max_threads)
+      return @log_writer.log("`min' value cannot be greater than `max' value.") if min > max
+      return @log_writer.log("`min' value cannot be less than 0") if min.negative?
+
+      @pool&.update_min_max(min, max)
+      @options[:min_threads] = min
+      @options[:max_threads] = max
+      nil
     end
 
     private
@@ -114,7 +144,16 @@ module Rustpuma
         proxy_protocol: @options[:remote_address] == :proxy_protocol,
         debug: @log_writer.debug?,
         drain_on_shutdown: @options[:drain_on_shutdown] ? true : false,
+        max_threads: @options[:max_threads].to_i,
+        accept_delay: accept_delay,
       }
+    end
+
+    # wait_for_less_busy_worker applies with two workers or more, as in Puma.
+    def accept_delay
+      return nil unless @options[:workers].to_i >= 2
+
+      @options[:wait_for_less_busy_worker].to_f
     end
   end
 end

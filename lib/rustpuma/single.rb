@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "time"
+
 module Rustpuma
   # Single mode: this process binds, loads the app and serves it with one
   # reactor and one thread pool. Prints Puma's boot and shutdown lines.
@@ -21,13 +23,14 @@ module Rustpuma
     end
 
     def run
+      @started_at = Time.now
       log_banner
       app = @launcher.load_app
       @binder = @launcher.bind_listeners
       @stop_reader, @stop_writer = IO.pipe
       trap_signals
       @server = Server.new(app, @options, @binder, @log_writer,
-                           thread_hook: ->(name) { @config.run_hooks(name) })
+                           thread_hook: ->(name, *args) { @config.run_hooks(name, *args) })
       begin
         @server.run
       rescue ArgumentError, IOError => e # bad TLS files, for example
@@ -69,8 +72,9 @@ module Rustpuma
       stop
     end
 
+    # Puma 8's single-mode stats: started_at, the server's, the versions.
     def stats
-      @server ? @server.stats : {}
+      { started_at: @started_at&.utc&.iso8601 }.merge(@server ? @server.stats : {}).merge(Rustpuma.versions_stats)
     end
 
     private

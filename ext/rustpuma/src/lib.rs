@@ -42,6 +42,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     server.define_method("stop", method!(server::Server::stop, 0))?;
     server.define_method("backlog", method!(server::Server::backlog, 0))?;
     server.define_method("requests_count", method!(server::Server::requests_count, 0))?;
+    server.define_method("take_maxima", method!(server::Server::take_maxima, 0))?;
 
     let request = native.define_class("Request", ruby.class_object())?;
     request.define_method("fill_env", method!(request::Request::fill_env, 1))?;

@@ -31,6 +31,10 @@ pub struct Limits {
     pub debug: bool,
     /// `drain_on_shutdown`: serve the backlog's connections on a stop.
     pub drain_on_shutdown: bool,
+    /// `wait_for_less_busy_worker` in cluster mode: (longest delay, pool
+    /// max threads). A busy worker waits before accepting, in proportion to
+    /// its load, so an idler worker wins the connection.
+    pub accept_delay: Option<(std::time::Duration, usize)>,
 }
 
 /// Why a request cannot be served; the reactor answers with `status` and

@@ -87,12 +87,18 @@ impl Server {
         let proxy_protocol: Option<bool> = options.lookup(ruby.to_symbol("proxy_protocol"))?;
         let debug: Option<bool> = options.lookup(ruby.to_symbol("debug"))?;
         let drain_on_shutdown: Option<bool> = options.lookup(ruby.to_symbol("drain_on_shutdown"))?;
+        let accept_delay: Option<f64> = options.lookup(ruby.to_symbol("accept_delay"))?;
+        let max_threads: Option<usize> = options.lookup(ruby.to_symbol("max_threads"))?;
+        let accept_delay = accept_delay
+            .filter(|d| *d > 0.0)
+            .map(|d| (Duration::from_secs_f64(d), max_threads.unwrap_or(1)));
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
         let (reactor, shared) =
             Reactor::new(natives, requests_tx, timeouts, Limits { max_body, errors_to_app: errors_to_app.unwrap_or(false), methods: methods.map(Into::into),
             proxy_protocol: proxy_protocol.unwrap_or(false),
             debug: debug.unwrap_or(false),
             drain_on_shutdown: drain_on_shutdown.unwrap_or(false),
+            accept_delay,
         }).map_err(io_error)?;
         Ok(Server {
             reactor: Mutex::new(Some(reactor)),
@@ -147,6 +153,13 @@ impl Server {
 
     pub fn requests_count(rb_self: &Self) -> u64 {
         rb_self.shared.requests_count.load(Ordering::Relaxed)
+    }
+
+    /// `[backlog_max, reactor_max]` since the last call, then both reset
+    /// (Puma resets them whenever stats are read).
+    pub fn take_maxima(rb_self: &Self) -> (usize, usize) {
+        let shared = &rb_self.shared;
+        (shared.backlog_max.swap(0, Ordering::Relaxed), shared.reactor_max.swap(0, Ordering::Relaxed))
     }
 }
 

@@ -28,7 +28,8 @@ module Rustpuma
       end
 
       log_writer ||= silent?(options, defaults) ? quiet_writer : ::Rustpuma::LogWriter.stdio
-      config_file = Array(options[:config_files] || defaults[:config_files]).first
+      config_file = Array(options[:config_files] || defaults[:config_files])
+      config_file = nil if config_file.empty?
 
       if options.delete(:Verbose)
         require "rack/common_logger"

@@ -69,7 +69,7 @@ module Rustpuma
         begin
           @app ||= @config.app
           @server = Server.new(@app, @options, @binder, @log_writer,
-                               thread_hook: ->(name) { @config.run_hooks(name) })
+                               thread_hook: ->(name, *args) { @config.run_hooks(name, *args) })
           before = open_fds if fork_parent?
           @server.run
           # The descriptors the native server opened for itself: a worker

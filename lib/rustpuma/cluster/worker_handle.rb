@@ -6,8 +6,14 @@ module Rustpuma
     # (code generation) it was started in, whether it has booted, and the last
     # status it checked in with. Timeouts are computed from the last check-in.
     class WorkerHandle
+      # Stats that are maxima: a worker resets its own at every check-in, so
+      # the master keeps the highest seen until its stats are read (Puma's
+      # WORKER_MAX_KEYS).
+      MAX_KEYS = %i[backlog_max reactor_max].freeze
+
       attr_reader :index, :signal, :last_checkin, :last_status, :started_at
-      attr_accessor :pid, :phase
+      # The Process::Status once reaped (after_worker_shutdown reads it).
+      attr_accessor :pid, :phase, :process_status
 
       def initialize(index, pid, phase, options)
         @index = index
@@ -21,6 +27,7 @@ module Rustpuma
         @started_at = Time.now
         @last_checkin = Time.now
         @last_status = {}
+        @max = Hash.new(0)
       end
 
       def booted?
@@ -39,7 +46,17 @@ module Rustpuma
       # Status: a Hash from the worker's check-in ("p<pid><json>").
       def ping!(status)
         @last_checkin = Time.now
+        MAX_KEYS.each do |key|
+          next unless status.key?(key)
+
+          @max[key] = [@max[key], status[key].to_i].max
+          status[key] = @max[key]
+        end
         @last_status = status
+      end
+
+      def reset_max
+        @max.clear
       end
 
       # When the worker is overdue: worker_boot_timeout until it has booted,

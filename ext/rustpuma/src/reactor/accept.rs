@@ -1,6 +1,7 @@
 //! Taking new connections off the listeners.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
@@ -14,7 +15,24 @@ impl Reactor {
         if self.shared.stopping() {
             return;
         }
+        if let Some(delay) = self.accept_delay() {
+            let at = Instant::now() + delay;
+            self.retry_accept_at = Some(self.retry_accept_at.map_or(at, |r| r.min(at)));
+            return;
+        }
         self.accept_pending(index);
+    }
+
+    /// Puma's cluster accept delay (`wait_for_less_busy_worker`): up to the
+    /// configured delay, reached at 25 requests in flight per pool thread;
+    /// none when idle. The retry in `run` accepts without a second delay.
+    fn accept_delay(&self) -> Option<Duration> {
+        let (max_delay, max_threads) = self.limits.accept_delay?;
+        if self.busy == 0 {
+            return None;
+        }
+        let ceiling = 25 * max_threads.max(1);
+        Some(max_delay.mul_f64(self.busy.min(ceiling) as f64 / ceiling as f64))
     }
 
     pub(super) fn accept_pending(&mut self, index: usize) {
@@ -29,6 +47,8 @@ impl Reactor {
                         continue;
                     }
                     entry.insert(Slot::Waiting { client, deadline: far_future() });
+                    let held = self.clients.len().saturating_sub(self.busy + self.tunnel_slots);
+                    self.shared.reactor_max.fetch_max(held, Ordering::Relaxed);
                     self.set_deadline(key, self.timeouts.first_data);
                     // The client may have sent its request with the handshake.
                     self.on_readable(key);

@@ -18,7 +18,7 @@ mod tunnels;
 mod writing;
 
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,11 @@ pub struct Shared {
     returns: Sender<Returned>,
     command: AtomicU8,
     pub requests_count: AtomicU64,
+    /// Most requests waiting for a pool thread, and most connections the
+    /// reactor held, since Ruby last read them (Puma's backlog_max and
+    /// reactor_max stats).
+    pub backlog_max: AtomicUsize,
+    pub reactor_max: AtomicUsize,
     /// The reactor is (about to be) blocked in epoll_wait.
     reactor_asleep: AtomicBool,
 }
@@ -175,6 +180,8 @@ impl Reactor {
             returns: returns_tx,
             command: AtomicU8::new(Command::Run as u8),
             requests_count: AtomicU64::new(0),
+            backlog_max: AtomicUsize::new(0),
+            reactor_max: AtomicUsize::new(0),
             reactor_asleep: AtomicBool::new(false),
         });
         let reactor = Reactor {
@@ -243,7 +250,10 @@ impl Reactor {
             if let Some(at) = self.retry_accept_at {
                 if Instant::now() >= at {
                     self.retry_accept_at = None;
-                    (0..self.listeners.len()).for_each(|i| self.accept(i));
+                    // Not `accept`: a delayed accept must not be delayed again.
+                    if !self.shared.stopping() {
+                        (0..self.listeners.len()).for_each(|i| self.accept_pending(i));
+                    }
                 }
             }
             if stopped && self.busy == 0 && self.clients.len() == self.tunnel_slots {
@@ -328,7 +338,9 @@ impl Reactor {
             drop(returned);
             self.busy = self.busy.saturating_sub(1);
             self.clients.remove(key);
+            return;
         }
+        self.shared.backlog_max.fetch_max(self.requests.len(), Ordering::Relaxed);
     }
 
     fn take_returns(&mut self) {
