@@ -542,7 +542,10 @@ module Rustpuma
       return unless @status == :run
       return unless @workers.size >= @options[:workers] && @workers.all?(&:booted?)
 
-      w = @workers.find { |x| x.phase != @phase }
+      # In index order, as Puma: with fork_worker, worker 0 (the others'
+      # parent) must be replaced first, or the others would be forked again
+      # from the old code.
+      w = @workers.sort_by(&:index).find { |x| x.phase != @phase }
       unless w
         if @phase.positive? && !@phase_announced
           @phase_announced = true

@@ -2,6 +2,7 @@
 
 require_relative "../rustpuma"
 require_relative "thread_status"
+require_relative "systemd"
 
 module Rustpuma
   # Runs a loaded Configuration: working directory, output redirection,
@@ -35,9 +36,13 @@ module Rustpuma
     end
 
     def run
+      # A hot restart starts the next image in this environment, so values
+      # the app sets in ENV do not leak into it (as Puma's launcher does).
+      @restart_env = restart_env
       Dir.chdir(@options[:directory]) if @options[:directory]
       write_pid
       ThreadStatus.trap(@log_writer)
+      Systemd.announce(@log_writer)
       start_plugins
       @runner = select_runner
       @runner.run
@@ -135,6 +140,10 @@ module Rustpuma
       end
       # A reopen must not truncate what was written so far.
       @options[:redirect_append] = true if @options[:redirect_stdout] || @options[:redirect_stderr]
+      return unless @options.fetch(:mutate_stdout_and_stderr_to_sync_on_write, true)
+
+      $stdout.sync = true
+      $stderr.sync = true
     end
 
     # Puma's warning for Ruby's M:N thread scheduler.
@@ -158,10 +167,22 @@ module Rustpuma
 
     def exec_restart
       @config.run_hooks(:before_restart)
+      ENV.replace(@restart_env)
       env, redirects = @runner.binder.inherit_env_and_redirects
       @log_writer.log "* Restarting..."
       Dir.chdir(@restart_dir)
       Kernel.exec(env, *@restart_argv, redirects)
+    end
+
+    # The environment before the app loads; under Bundler, the one Bundler
+    # found (plus -rbundler/setup, so the next image loads the Gemfile).
+    def restart_env
+      return ENV.to_h unless defined?(::Bundler::ORIGINAL_ENV)
+
+      env = ::Bundler::ORIGINAL_ENV.dup
+      setup = "-rbundler/setup"
+      env["RUBYOPT"] = [env["RUBYOPT"], setup].compact.join(" ").lstrip unless env["RUBYOPT"].to_s.include?(setup)
+      env
     end
 
     # Puma's plugin API (lib/rustpuma/plugin.rb): each plugin's #start, then

@@ -167,4 +167,27 @@ class TestClusterForkWorker < Minitest::Test
   ensure
     sock&.close
   end
+
+  # USR1 with fork_worker (app not preloaded): worker 0 goes first, so the
+  # workers forked after it come from the new code, as in Puma.
+  def test_phased_restart_replaces_worker_zero_first
+    srv = start("-C", File.join(FIXTURES, "cluster", "fork_phased.rb"), ClusterSupport::APP)
+    first = booted_workers(srv)
+    assert_equal [0, 1, 2], first.keys.sort
+    # A respawned worker 0 is the newest one: it must still go first.
+    Process.kill("KILL", first[0])
+    srv.wait_for_output(/Worker 0 \(PID: (?!#{first[0]}\))\d+\) booted/)
+    old = booted_workers(srv)
+    srv.signal("USR1")
+    srv.wait_for_output("- Phased restart complete, phase: 1", 30)
+    stopped = srv.output.scan(/- Stopping (\d+) for phased upgrade/).flatten.map(&:to_i)
+    assert_equal old[0], stopped.first, "worker 0 must be replaced first"
+    assert_equal old.values.sort, stopped.sort
+    fresh = srv.output.scan(BOOTED).select { |_, _, phase| phase == "1" }.to_h { |i, pid, _| [Integer(i), Integer(pid)] }
+    assert_equal [0, 1, 2], fresh.keys.sort
+    assert_equal master_pid(srv), ppid(fresh[0])
+    assert_equal fresh[0], ppid(fresh[1]), "worker 1 forked from the new worker 0"
+    assert_equal fresh[0], ppid(fresh[2]), "worker 2 forked from the new worker 0"
+    assert_all_serve(srv, fresh.values)
+  end
 end
