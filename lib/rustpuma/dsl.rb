@@ -256,7 +256,6 @@ module Rustpuma
     end
 
     def queue_requests(answer = true)
-      _not_yet(:queue_requests)
       @options[:queue_requests] = answer
     end
 
@@ -381,7 +380,6 @@ module Rustpuma
     # true: dump every thread's backtrace when a stop begins; with
     # `on_force: true`, only when requests outlive force_shutdown_after.
     def shutdown_debug(val = true, on_force: false)
-      _not_yet(:shutdown_debug)
       @options[:shutdown_debug] = val && on_force ? :on_force : val
     end
 
@@ -469,7 +467,6 @@ module Rustpuma
     # Puma 6's: collect and compact the heap before forking workers, so
     # they share more memory pages. (Puma 8 dropped the method; we keep it.)
     def nakayoshi_fork(enabled = true)
-      _not_yet(:nakayoshi_fork)
       @options[:nakayoshi_fork] = enabled
     end
 

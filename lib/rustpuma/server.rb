@@ -77,6 +77,22 @@ module Rustpuma
       @pool ? @pool.join(timeout) : true
     end
 
+    # `shutdown_debug`: every thread's backtrace, written straight to fd 1
+    # (as Puma, with the pid on each line) so it gets out even mid-stop.
+    def dump_threads(message)
+      pid = Process.pid
+      threads = Thread.list
+      out = +"#{pid}: #{message}\n#{pid}: === Begin thread backtrace dump ===\n"
+      threads.each_with_index do |thread, i|
+        out << "#{pid}: Thread #{i + 1}/#{threads.size}: #{thread.inspect}\n"
+        out << "#{pid}: #{Array(thread.backtrace).join("\n#{pid}: ")}\n\n"
+      end
+      out << "#{pid}: === End thread backtrace dump ===\n"
+      $stdout.syswrite(out)
+    rescue IOError, SystemCallError
+      nil
+    end
+
     # Ends the pool threads now (force_shutdown_after ran out).
     def kill
       @pool&.kill
@@ -138,7 +154,10 @@ module Rustpuma
         persistent_timeout: @options[:persistent_timeout],
         http_content_length_limit: @options[:http_content_length_limit],
         max_keep_alive: @options[:max_keep_alive],
-        enable_keep_alives: @options.fetch(:enable_keep_alives, true),
+        # queue_requests false: Puma reads each request on a pool thread
+        # with no reactor, so it never keeps a connection open; our reactor
+        # always reads, and the observable part is the same: no keep-alive.
+        enable_keep_alives: @options.fetch(:enable_keep_alives, true) && @options[:queue_requests] != false,
         errors_to_app: !@options[:lowlevel_error_handler].nil?,
         supported_http_methods: supported_methods,
         proxy_protocol: @options[:remote_address] == :proxy_protocol,

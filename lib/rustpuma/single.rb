@@ -95,11 +95,13 @@ module Rustpuma
 
       @log_writer.log Const::GRACEFUL_STOP
       @server.stop
+      @server.dump_threads("Shutdown initiated") if @options[:shutdown_debug] == true
       # Like Puma, the listeners close first, so new clients are refused at
       # once, then in-flight requests finish. On a restart the next process
       # image takes the sockets over instead.
       @binder.close unless @launcher.restarting?
       unless @server.join(force_shutdown_after)
+        @server.dump_threads("Shutdown timeout exceeded") if @options[:shutdown_debug] == :on_force
         @log_writer.log "- Forcing shutdown: requests still running after force_shutdown_after"
         @server.kill
       end

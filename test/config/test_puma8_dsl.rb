@@ -124,4 +124,54 @@ class TestPuma8DSL < Minitest::Test
     assert_operator stats["reactor_max"], :>=, 1
     assert_equal RUBY_VERSION, stats.dig("versions", "ruby", "version")
   end
+
+  def test_queue_requests_false_closes_each_connection_after_one_response
+    server = start("-C", config("queue.rb", "queue_requests false\n"), APP)
+    socket = server.connect
+    socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = Timeout.timeout(10) { socket.read } # returns only once the server closes
+    assert_match(%r{\AHTTP/1.1 200 }, response)
+    assert_match(/^connection: close\r$/i, response)
+  ensure
+    socket&.close
+  end
+
+  def test_keep_alive_is_the_default_with_queue_requests
+    server = start(APP)
+    socket = server.connect
+    2.times do
+      socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      head = Timeout.timeout(10) { socket.readpartial(4096) }
+      assert_match(%r{\AHTTP/1.1 200 }, head)
+      refute_match(/^connection: close/i, head)
+    end
+  ensure
+    socket&.close
+  end
+
+  def test_shutdown_debug_dumps_every_thread_when_the_stop_begins
+    server = start("-C", config("debug.rb", "shutdown_debug\n"), APP)
+    server.signal("TERM")
+    server.wait
+    pid = server.pid
+    assert_includes server.output, "#{pid}: Shutdown initiated"
+    assert_includes server.output, "#{pid}: === Begin thread backtrace dump ==="
+    assert_match(/#{pid}: Thread 1\/\d+: #<Thread:/, server.output)
+    assert_includes server.output, "#{pid}: === End thread backtrace dump ==="
+  end
+
+  def test_shutdown_debug_on_force_dumps_only_when_requests_outlive_the_stop
+    text = "shutdown_debug on_force: true\nforce_shutdown_after 1\n"
+    server = start("-t", "2:2", "-C", config("force.rb", text), APP)
+    io = Thread.new { RawHTTP.get(server.host, server.port, "/io") } # never released
+    # Busy: the held /io request plus this /stats request.
+    Timeout.timeout(10) { sleep 0.05 until JSON.parse(get(server, "/stats"))["busy_threads"] >= 2 }
+    server.signal("TERM")
+    server.wait
+    assert_includes server.output, "#{server.pid}: Shutdown timeout exceeded"
+    assert_includes server.output, "#{server.pid}: === Begin thread backtrace dump ==="
+    refute_includes server.output, "Shutdown initiated"
+  ensure
+    io&.kill
+  end
 end

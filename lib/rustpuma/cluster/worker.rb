@@ -101,6 +101,7 @@ module Rustpuma
         @stopping = true
         tell("e#{Process.pid}")
         @server.stop
+        @server.dump_threads("Shutdown initiated") if @options[:shutdown_debug] == true
         if fork_parent?
           @binder.close(unlink: false)
           @fork_pipe.close unless @fork_pipe.closed? # ends the fork loop
