@@ -2,6 +2,7 @@
 
 require_relative "dsl"
 require_relative "version" # PUMA_COMPAT_VERSION, also when loaded through the Rack handler
+require_relative "plugin"
 
 module Rustpuma
   # Where a Puma plugin file (puma/plugin/<name>.rb from a gem or the load
