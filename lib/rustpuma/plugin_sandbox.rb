@@ -30,7 +30,8 @@ module Rustpuma
       end
 
       def self.const_missing(name)
-        compat&.const_get(name) || super
+        # (IS_JRUBY and friends may be false: test definedness, not value)
+        compat&.const_defined?(name) ? compat.const_get(name) : super
       end
 
       # Puma.stats, Puma.jruby?, … from the config-file shim, when present.
