@@ -242,6 +242,7 @@ module Rustpuma
       path = rackup_path
       raise ConfigError, "Missing rackup file '#{rackup}'" unless File.exist?(path)
 
+      load_bundle_after_prune
       require "rack"
       require "rack/builder"
       result = ::Rack::Builder.parse_file(path)
@@ -273,6 +274,16 @@ module Rustpuma
     # The plugins `plugin :name` named (PluginLoader) and the lifecycle
     # events they subscribe to through the launcher.
     attr_reader :plugins, :events
+
+    # prune_bundler: the master runs without Bundler; the app (in a worker)
+    # gets its bundle here, as Puma's rack_builder does.
+    def load_bundle_after_prune
+      return unless ENV["PUMA_BUNDLER_PRUNED"] && !defined?(::Bundler)
+
+      require "bundler/setup"
+    rescue LoadError
+      nil
+    end
 
     # The files #load reads, in order.
     def config_files

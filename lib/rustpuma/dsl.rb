@@ -473,7 +473,6 @@ module Rustpuma
     # Cluster mode without preload: the master re-execs itself without
     # Bundler loaded, so a phased restart can load a new Gemfile.lock.
     def prune_bundler(answer = true)
-      _not_yet(:prune_bundler)
       @options[:prune_bundler] = answer
     end
 

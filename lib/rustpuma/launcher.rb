@@ -36,6 +36,7 @@ module Rustpuma
     end
 
     def run
+      prune_bundler if @options[:prune_bundler] && @options[:workers].to_i.positive? && !@options[:preload_app]
       # A hot restart starts the next image in this environment, so values
       # the app sets in ENV do not leak into it (as Puma's launcher does).
       @restart_env = restart_env
@@ -187,6 +188,11 @@ module Rustpuma
 
     # Puma's plugin API (lib/rustpuma/plugin.rb): each plugin's #start, then
     # the background threads they asked for.
+    def prune_bundler
+      require_relative "bundle_pruner"
+      BundlePruner.new(ARGV, @options[:extra_runtime_dependencies], @log_writer).prune
+    end
+
     def start_plugins
       @config.plugins.fire_starts(self)
       Plugins.fire_background
