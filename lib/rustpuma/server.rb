@@ -28,6 +28,7 @@ module Rustpuma
                              fiber_per_request: @options[:fiber_per_request] || @options[:clean_thread_locals],
                              out_of_band: !Array(@options[:out_of_band]).empty?,
                              max_io_threads: @options[:max_io_threads].to_i,
+                             auto_trim: @options[:auto_trim_time] || ThreadPool::AUTO_TRIM_SECONDS,
                              control: ServerPluginControl.new(self))
       @native.start
       @pool.spawn

@@ -2,6 +2,8 @@
 
 require "helper"
 require "json"
+require "timeout"
+require "tmpdir"
 
 # `-t MIN:MAX` as in Puma: MIN threads at boot, more up to MAX while
 # requests keep every thread busy; Rustpuma.stats reports it with Puma's
@@ -34,6 +36,32 @@ class TestThreadPool < Minitest::Test
     assert_equal 0, busy["pool_capacity"]
     2.times { RawHTTP.get(server.host, server.port, "/release") }
     blocked.each { |s| assert_equal "released", RawHTTP.read_response(s).body }
+  ensure
+    blocked&.each(&:close)
+    server&.stop
+  end
+
+  # Puma's auto-trim: once the load is gone, idle threads above MIN are
+  # given back (every auto_trim_time, 30 s by default; Puma's internal
+  # option, set here through `inject` to keep the test short).
+  def test_idle_threads_above_min_are_trimmed
+    config = File.join(Dir.mktmpdir("rustpuma-trim"), "trim.rb")
+    File.write(config, "inject { @options[:auto_trim_time] = 0.2 }\n")
+    server = ServerProcess.new("-t", "1:3", "-C", config, APP).start
+    blocked = 2.times.map do |i|
+      socket = server.connect
+      socket.write("GET /block?#{i} HTTP/1.1\r\nHost: x\r\n\r\n")
+      server.wait_for_output("blocked #{i}")
+      socket
+    end
+    assert_equal 3, stats(server)["running"]
+    2.times { RawHTTP.get(server.host, server.port, "/release") }
+    blocked.each { |s| assert_equal "released", RawHTTP.read_response(s).body }
+    running = nil
+    Timeout.timeout(10) do
+      sleep 0.1 until (running = stats(server)["running"]) < 3
+    end
+    assert_operator running, :<, 3
   ensure
     blocked&.each(&:close)
     server&.stop
