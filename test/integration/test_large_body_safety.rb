@@ -42,6 +42,19 @@ class TestLargeBodySafety < Minitest::Test
     assert_body(LargeBodyParts.build(seed, BYTES).join.b, first + read_to_eof(sock, 60))
   end
 
+  # Ruby code that runs while the head is built (a header value's to_s)
+  # may compact the heap after the server first looked at the body parts.
+  [64 * 1024, 4 * 1024 * 1024].each do |bytes|
+    define_method("test_compaction_while_the_head_is_built_#{bytes}_bytes") do
+      seed = token
+      sock = connect
+      sock.write(build("/compact_in_head?seed=#{seed}&bytes=#{bytes}"))
+      raw = read_to_eof(sock, 60)
+      assert_match(/^x-gc: compacted\r$/, raw.split("\r\n\r\n", 2).first)
+      assert_body(LargeBodyParts.build(seed, bytes).join.b, raw)
+    end
+  end
+
   def test_another_thread_reaching_a_request_mid_write_gets_an_io_error
     id = token
     sock, first = start_large("/reentry?id=#{id}&bytes=#{BYTES}")

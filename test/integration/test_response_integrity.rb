@@ -70,6 +70,12 @@ class TestResponseIntegrity < Minitest::Test
                         "/file_long")
   end
 
+  def test_head_of_a_streamed_body_has_no_framing_and_keeps_the_connection
+    sock = connect
+    sock.write(build("/each_ok", method: "HEAD", keep_alive: true) + build("/ok"))
+    assert_equal "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n#{NEXT}", read_to_eof(sock)
+  end
+
   # Point 2: the app's framing headers.
 
   %w[newline two_values letters array two_keys integer].each do |variant|

@@ -125,3 +125,28 @@ where
         Some(Err(payload)) => panic::resume_unwind(payload),
     }
 }
+
+/// How often [`without_gvl_retrying`] lets Ruby handle an interrupt and
+/// tries again before giving up (an interrupt deferred by
+/// `Thread.handle_interrupt` stays pending however often it is checked).
+const INTERRUPT_RETRIES: u32 = 1000;
+
+/// [`without_gvl`] for work that must be done, such as writing a response.
+/// Ruby skips `func` whenever any interrupt is pending, and most often that
+/// is only the timer asking this thread to let others run; taking that for
+/// a failure dropped responses under load. So the interrupt is handled
+/// first (which raises for `Thread#kill` or `Thread#raise`, returned as
+/// `Err`) and `func` is tried again. `Ok(None)`: still skipped after
+/// `INTERRUPT_RETRIES` turns.
+pub fn without_gvl_retrying<F, R>(ruby: &magnus::Ruby, mut func: F) -> Result<Option<R>, magnus::Error>
+where
+    F: FnMut(&Interrupt) -> R,
+{
+    for _ in 0..INTERRUPT_RETRIES {
+        if let Some(value) = without_gvl(&mut func) {
+            return Ok(Some(value));
+        }
+        ruby.thread_check_ints()?;
+    }
+    Ok(None)
+}

@@ -20,7 +20,7 @@ use magnus::value::{BoxValue, ReprValue};
 use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::body::Body;
-use crate::gvl::without_gvl;
+use crate::gvl::without_gvl_retrying;
 use crate::http::parser::Version;
 use crate::http::response::{body_allowed, parse_content_length, push_content_length, push_header, push_status_line};
 use crate::http::writing::{Encoder, Writing};
@@ -93,11 +93,13 @@ impl Head {
     }
 }
 
-/// One stretch of a response body: copied bytes, or the first `len` bytes of
-/// an app string that is safe to read with the GVL released.
+/// One stretch of a response body: copied bytes, or `len` bytes at the start
+/// of the heap buffer of an app string that `pinnable` let through. The
+/// address is taken once, at once: the string object itself may move (GC
+/// compaction moves objects), its heap buffer does not.
 enum Piece {
     Copied(Vec<u8>),
-    Pinned(RString, usize),
+    Pinned(*const u8, usize),
 }
 
 #[magnus::wrap(class = "Rustpuma::Native::Request", free_immediately, size)]
@@ -329,19 +331,21 @@ impl Request {
             return rb_self.write_pieces(&[&head.bytes]);
         };
         // Every part must be a String: anything else is an app error, raised
-        // before anything is sent (so it becomes a 500). No Ruby code runs
-        // while the parts are read, and `parts` keeps every one alive.
-        let mut strings = Vec::with_capacity(parts.len());
-        for part in parts.into_iter() {
-            match RString::from_value(part) {
-                Some(s) => strings.push(s),
-                None => {
-                    let class = part.class().inspect();
-                    return Err(Error::new(ruby.exception_type_error(), format!("body part is a {class}, not a String")));
-                }
-            }
+        // before anything is sent (so it becomes a 500). Parts are read from
+        // `parts` by index each time, never kept in a Rust collection: the
+        // GC cannot see one, and compaction (`GC.auto_compact`) may move a
+        // string during any allocation made in between.
+        let part = |i: usize| -> Result<RString, Error> {
+            let value: Value = parts.entry(i as isize)?;
+            RString::from_value(value).ok_or_else(|| {
+                let class = value.class().inspect();
+                Error::new(ruby.exception_type_error(), format!("body part is a {class}, not a String"))
+            })
+        };
+        let mut total = 0;
+        for i in 0..parts.len() {
+            total += part(i)?.len();
         }
-        let total: usize = strings.iter().map(|s| s.len()).sum();
         let mut head = rb_self.head(status, headers, Some(total as u64), mode)?;
         let in_place = total >= ZERO_COPY_MIN && !head.writing.discards();
         // Strings written in place are kept alive here, registered with the
@@ -357,20 +361,28 @@ impl Request {
                 _ => pieces.push(Piece::Copied(bytes.to_vec())),
             }
         };
-        for s in &strings {
+        for i in 0..parts.len() {
+            let s = part(i)?;
             let pinned = match &keep {
-                Some(keep) => pinnable(*s).map(|p| keep.push(p).map(|()| p)).transpose()?,
+                Some(keep) => match pinnable(s) {
+                    Some(p) => {
+                        keep.push(p)?;
+                        Some(p)
+                    }
+                    None => None,
+                },
                 None => None,
             };
-            let s = pinned.unwrap_or(*s);
-            // SAFETY: read while this thread holds the GVL; the bytes are
-            // copied now, or (pinned strings) read later as `Piece::Pinned`
+            let s = pinned.unwrap_or(s);
+            // SAFETY: read while this thread holds the GVL, and used before
+            // anything can allocate a Ruby object: the bytes are copied now,
+            // or (pinned strings) their address is kept as `Piece::Pinned`
             // explains.
             let bytes = unsafe { s.as_slice() };
             let frame = head.writing.frame(bytes);
             push(&mut pieces, &frame.prefix);
             match pinned {
-                Some(p) if frame.take > 0 => pieces.push(Piece::Pinned(p, frame.take)),
+                Some(_) if frame.take > 0 => pieces.push(Piece::Pinned(bytes.as_ptr(), frame.take)),
                 _ => push(&mut pieces, &bytes[..frame.take]),
             }
             push(&mut pieces, frame.suffix);
@@ -410,13 +422,13 @@ impl Request {
             .iter()
             .map(|p| match p {
                 Piece::Copied(v) => v.as_slice(),
-                // SAFETY: `pinnable` only lets through frozen heap strings of
-                // at least PIN_MIN bytes: frozen, so nobody can change or
-                // free their bytes; on the heap and too long for any object
-                // slot, so GC compaction (which moves slots) never moves
-                // them; and `keep`, a GC-registered array, keeps them alive
-                // until after the write.
-                Piece::Pinned(s, len) => unsafe { &s.as_slice()[..*len] },
+                // SAFETY: the address was read (with the GVL) from a string
+                // `pinnable` let through: frozen, so nobody can change or
+                // free its bytes; on the heap and too long for any object
+                // slot, so GC compaction, which moves objects, never moves or
+                // re-embeds its buffer; and held by `keep`, a GC-registered
+                // array, so it stays alive until after the write.
+                Piece::Pinned(ptr, len) => unsafe { std::slice::from_raw_parts(*ptr, *len) },
             })
             .collect();
         let ok = rb_self.write_pieces(&slices)?;
@@ -468,8 +480,12 @@ impl Request {
         let Some(handoff) = slot.as_mut() else { return Ok(false) };
         let stream = &mut handoff.client.stream;
         let head_bytes = head.bytes;
-        let result = without_gvl(|interrupt| -> io::Result<()> {
-            stream.write_all(&[&head_bytes], interrupt)?;
+        let mut head_out = false;
+        let result = without_gvl_retrying(ruby, |interrupt| -> io::Result<()> {
+            if !head_out {
+                stream.write_all(&[&head_bytes], interrupt)?;
+                head_out = true;
+            }
             let mut buf = vec![0u8; FILE_CHUNK];
             while writing.in_body() {
                 let n = match file.read(&mut buf) {
@@ -489,13 +505,16 @@ impl Request {
             Ok(())
         });
         drop(slot);
-        let ok = matches!(result, Some(Ok(())));
+        let ok = matches!(result, Ok(Some(Ok(()))));
         let mut state = rb_self.state_mut()?;
         if !ok {
             writing.abort();
             state.broken = true;
         }
         state.writing = writing;
+        drop(state);
+        // An interrupt (Thread#kill, Thread#raise) goes on to Ruby.
+        result?;
         Ok(ok)
     }
 
@@ -514,14 +533,15 @@ impl Request {
     }
 
     /// Writes one piece of a streamed body (chunk-encoded when needed).
-    /// Returns false when no more body can be sent (client gone, or the
-    /// declared length is used up), so the app's iteration can stop.
+    /// Returns false when no more body is wanted (client gone, declared
+    /// length used up, or no body on the wire), so the iteration can stop.
     pub fn write_body(rb_self: &Self, data: RString) -> Result<bool, Error> {
         let mut out = Vec::new();
         let head = {
             let mut state = rb_self.state_mut()?;
             if state.writing.discards() {
-                return Ok(true);
+                // HEAD, 204…: no need to walk the rest (Puma walks none).
+                return Ok(false);
             }
             // SAFETY: copied while holding the GVL.
             let bytes = unsafe { data.as_slice() };
@@ -668,13 +688,17 @@ impl Request {
         }
         let Some(handoff) = slot.as_mut() else { return Ok(false) };
         let stream = &mut handoff.client.stream;
-        let ok = matches!(without_gvl(|interrupt| stream.write_all(pieces, interrupt)), Some(Ok(())));
+        let ruby = Ruby::get().map_err(|e| io_error(e.to_string()))?;
+        let result = without_gvl_retrying(&ruby, |interrupt| stream.write_all(pieces, interrupt));
+        let ok = matches!(result, Ok(Some(Ok(()))));
         drop(slot);
         if !ok {
             let mut state = self.state_mut()?;
             state.broken = true;
             state.writing.abort();
         }
+        // An interrupt (Thread#kill, Thread#raise) goes on to Ruby.
+        result?;
         Ok(ok)
     }
 }
