@@ -118,6 +118,7 @@ class TestDSL < Minitest::Test
     @dsl.silence_fork_callback_warning
     @dsl.force_shutdown_after :immediately
     @dsl.tcp_nodelay
+    @dsl.slow_reader_buffer_limit 1_048_576
     expected = {
       workers: 3, preload_app: true, environment: "production", directory: "/srv/app",
       rackup: "other.ru", tag: "web", pidfile: "tmp/pids/server.pid",
@@ -128,7 +129,8 @@ class TestDSL < Minitest::Test
       worker_shutdown_timeout: 20, worker_check_interval: 7, fork_worker: 1000,
       raise_exception_on_sigterm: false, drain_on_shutdown: true, fiber_per_request: true,
       shutdown_debug: true, debug: true, silence_single_worker_warning: true,
-      silence_fork_callback_warning: true, force_shutdown_after: 0, tcp_nodelay: true
+      silence_fork_callback_warning: true, force_shutdown_after: 0, tcp_nodelay: true,
+      slow_reader_buffer_limit: 1_048_576
     }
     expected.each { |k, v| assert_equal v, @opts[k], "option #{k}" }
   end

@@ -92,6 +92,7 @@ module Rustpuma
       mode: :http,
       raise_exception_on_sigterm: true,
       drain_on_shutdown: false,
+      slow_reader_buffer_limit: 256 * 1024 * 1024,
       queue_requests: true,
       shutdown_debug: false,
       force_shutdown_after: nil,

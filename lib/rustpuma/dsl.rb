@@ -259,6 +259,13 @@ module Rustpuma
       @options[:queue_requests] = answer
     end
 
+    # rustpuma's own: the most response bytes the reactor holds for clients
+    # that read slowly; past it, the newest such client is dropped with a
+    # "! Shedding slow client" line. Puma has no such bound.
+    def slow_reader_buffer_limit(bytes)
+      @options[:slow_reader_buffer_limit] = Integer(bytes)
+    end
+
     def drain_on_shutdown(which = true)
       @options[:drain_on_shutdown] = which
     end

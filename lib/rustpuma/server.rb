@@ -166,6 +166,7 @@ module Rustpuma
         drain_on_shutdown: @options[:drain_on_shutdown] ? true : false,
         max_threads: @options[:max_threads].to_i,
         accept_delay: accept_delay,
+        slow_reader_buffer_limit: @options[:slow_reader_buffer_limit],
       }
     end
 

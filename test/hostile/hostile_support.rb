@@ -27,6 +27,23 @@ module HostileSupport
     end
   end
 
+  # A connection with a tiny receive window that reads nothing: responses
+  # to it stay in the server (the reactor keeps what the kernel refuses).
+  # A small segment size keeps the server's send buffer small too (Linux
+  # sizes it from the segment size; loopback's 64 KiB segments would let
+  # the kernel absorb megabytes).
+  def slow_reader_socket
+    sock = Socket.new(:INET, :STREAM)
+    sock.setsockopt(Socket::SOL_SOCKET, Socket::SO_RCVBUF, 4096)
+    sock.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_MAXSEG, 536)
+    sock.connect(Socket.sockaddr_in(@srv.port, @srv.host))
+    sock
+  end
+
+  # Below the size from which the pool thread writes a body itself, so the
+  # response is handed to the reactor to write.
+  REACTOR_WRITTEN = 200 * 1024
+
   def fd_count
     Dir.children("/proc/#{@srv.pid}/fd").size
   end

@@ -107,7 +107,12 @@ impl Client {
                 // End of stream: between requests that is a normal close; in
                 // the middle of one, nobody is left to answer.
                 Ok(_) => return Advance::Gone,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Advance::NeedMore,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.reader.has_partial_request() {
+                        self.reader.shrink_idle();
+                    }
+                    return Advance::NeedMore;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && self.stream.is_tls() => {
                     return Advance::TlsFailed(e.to_string())
@@ -173,4 +178,23 @@ mod tests {
         assert!(matches!(client.advance(&limits, budget), Advance::Yield));
         assert!(matches!(client.advance(&limits, usize::MAX), Advance::NeedMore));
     }
+
+    /// A keep-alive connection that received a large head keeps no more
+    /// than a small buffer once it is idle.
+    #[test]
+    fn idle_connection_gives_back_its_peak_read_buffer() {
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let big = "a".repeat(60 * 1024);
+        theirs.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes()).unwrap();
+        let mut client = Client::new(Stream::Unix(mio::net::UnixStream::from_std(ours)), "127.0.0.1".into());
+        let limits = Limits::default();
+        assert!(matches!(client.advance(&limits, usize::MAX), Advance::Ready));
+        assert!(client.reader.buffer_capacity() >= 60 * 1024, "the head was buffered");
+        client.reset_for_next_request();
+        assert!(matches!(client.advance(&limits, usize::MAX), Advance::NeedMore));
+        assert!(client.reader.buffer_capacity() <= IDLE_KEEP_FOR_TEST, "idle buffer kept {} bytes", client.reader.buffer_capacity());
+    }
+
+    const IDLE_KEEP_FOR_TEST: usize = 4 * 1024;
 }

@@ -13,6 +13,8 @@ pub struct Outgoing {
     pieces: Vec<Vec<u8>>,
     piece: usize,
     offset: usize,
+    /// Bytes not yet written.
+    left: usize,
     /// Keep the connection for another request once everything is written.
     pub keep_alive: bool,
     /// The socket was registered for writability while waiting on the client.
@@ -21,7 +23,13 @@ pub struct Outgoing {
 
 impl Outgoing {
     pub fn new(pieces: Vec<Vec<u8>>, keep_alive: bool) -> Self {
-        Outgoing { pieces, piece: 0, offset: 0, keep_alive, waited: false }
+        let left = pieces.iter().map(Vec::len).sum();
+        Outgoing { pieces, piece: 0, offset: 0, left, keep_alive, waited: false }
+    }
+
+    /// Bytes still to write (what a slow reader makes the reactor hold).
+    pub fn left(&self) -> usize {
+        self.left
     }
 
     /// Writes as much as the socket takes now. `Ok(true)` once all is sent.
@@ -48,6 +56,7 @@ impl Outgoing {
     }
 
     fn advance(&mut self, mut n: usize) {
+        self.left = self.left.saturating_sub(n);
         while n > 0 {
             let left = self.pieces[self.piece].len() - self.offset;
             if n >= left {

@@ -14,6 +14,9 @@ use crate::body::Body;
 use crate::http::chunked::{ChunkedDecoder, DecodeError};
 use crate::http::parser::{BodyFraming, HeadScanner, ParseError, Parsed, RequestHead};
 
+/// An idle connection's buffer may keep this much allocation; more is freed.
+const IDLE_BUFFER_KEEP: usize = 4 * 1024;
+
 /// Per-server limits the reactor applies while reading.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
@@ -104,6 +107,21 @@ impl Reader {
     #[must_use]
     pub fn has_partial_request(&self) -> bool {
         !self.buf.is_empty() || matches!(self.progress, Progress::Body { .. })
+    }
+
+    /// Between requests with nothing buffered: gives back the memory a
+    /// large head or pipelined burst made the buffer grow to, so ten
+    /// thousand idle keep-alive connections do not each keep their peak.
+    pub fn shrink_idle(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER_KEEP {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// The read buffer's allocation, for tests of [`Reader::shrink_idle`].
+    #[must_use]
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     #[must_use]

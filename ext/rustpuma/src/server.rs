@@ -23,6 +23,9 @@ use crate::request::Request;
 use crate::socket::Listener;
 use crate::tls::{self, TlsOptions};
 
+/// `slow_reader_buffer_limit` when Ruby passes none (as configuration.rb).
+const DEFAULT_SLOW_READER_LIMIT: usize = 256 * 1024 * 1024;
+
 #[magnus::wrap(class = "Rustpuma::Native::Server", free_immediately, size)]
 pub struct Server {
     reactor: Mutex<Option<Reactor>>,
@@ -92,6 +95,8 @@ impl Server {
         let accept_delay = accept_delay
             .filter(|d| *d > 0.0)
             .map(|d| (Duration::from_secs_f64(d), max_threads.unwrap_or(1)));
+        let slow_reader_limit: Option<u64> = options.lookup(ruby.to_symbol("slow_reader_buffer_limit"))?;
+        let slow_reader_limit = slow_reader_limit.map_or(DEFAULT_SLOW_READER_LIMIT, |n| n.try_into().unwrap_or(usize::MAX));
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
         let (reactor, shared) =
             Reactor::new(natives, requests_tx, timeouts, Limits { max_body, errors_to_app: errors_to_app.unwrap_or(false), methods: methods.map(Into::into),
@@ -99,7 +104,7 @@ impl Server {
             debug: debug.unwrap_or(false),
             drain_on_shutdown: drain_on_shutdown.unwrap_or(false),
             accept_delay,
-        }).map_err(io_error)?;
+        }, slow_reader_limit).map_err(io_error)?;
         Ok(Server {
             reactor: Mutex::new(Some(reactor)),
             pool: Pool::new(requests_rx),

@@ -130,7 +130,13 @@ enum Slot {
     Busy,
     /// The reactor is writing a response the pool handed back; still counted
     /// as in flight for a graceful stop.
-    Writing { client: Box<Client>, out: Outgoing, deadline: Instant },
+    Writing {
+        client: Box<Client>,
+        out: Outgoing,
+        deadline: Instant,
+        /// This response's share of `Reactor::slow_held`.
+        held: usize,
+    },
     /// A hijacked TLS connection relayed to the app (two slots: this one for
     /// the TLS socket, a `TunnelPeer` for the app's socket pair).
     Tunnel(Box<Tunnel>),
@@ -157,6 +163,10 @@ pub struct Reactor {
     /// edge-triggered epoll will not report them again, so they are
     /// revisited after this turn's events.
     ready: Vec<usize>,
+    /// Response bytes waiting for clients that read slowly, and the most the
+    /// reactor holds before it sheds one (`slow_reader_buffer_limit`).
+    slow_held: usize,
+    slow_reader_limit: usize,
 }
 
 impl Reactor {
@@ -167,6 +177,7 @@ impl Reactor {
         requests: Sender<Handoff>,
         timeouts: Timeouts,
         limits: Limits,
+        slow_reader_limit: usize,
     ) -> io::Result<(Reactor, Arc<Shared>)> {
         let poll = Poll::new()?;
         for (i, listener) in listeners.iter_mut().enumerate() {
@@ -199,6 +210,8 @@ impl Reactor {
             retry_accept_at: None,
             accept_errors: accept::AcceptErrors::default(),
             ready: Vec::new(),
+            slow_held: 0,
+            slow_reader_limit,
         };
         Ok((reactor, shared))
     }
@@ -360,7 +373,7 @@ impl Reactor {
                 }
                 Returned::Respond(Handoff { token, client }, out) => {
                     if let Some(slot) = self.clients.get_mut(token.0) {
-                        *slot = Slot::Writing { client, out, deadline: far_future() };
+                        *slot = Slot::Writing { client, out, deadline: far_future(), held: 0 };
                         self.continue_writing(token.0);
                     }
                 }
@@ -444,7 +457,12 @@ impl Reactor {
 
     fn remove(&mut self, key: usize) -> Box<Client> {
         match self.clients.remove(key) {
-            Slot::Waiting { mut client, .. } | Slot::Writing { mut client, .. } => {
+            Slot::Waiting { mut client, .. } => {
+                let _ = self.poll.registry().deregister(client.stream.source());
+                client
+            }
+            Slot::Writing { mut client, held, .. } => {
+                self.slow_held -= held;
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client
             }

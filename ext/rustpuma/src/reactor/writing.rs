@@ -4,29 +4,54 @@
 use mio::{Interest, Token};
 
 use super::{far_future, Reactor, Slot};
+use crate::log;
 use crate::socket::WRITE_TIMEOUT;
 
 impl Reactor {
     /// Writes what the socket takes; when done, the connection is kept for
     /// the next request or closed, and leaves the in-flight count.
+    ///
+    /// The write timeout runs from the last write that made progress: any
+    /// other event (the client sending more bytes, say) leaves it alone, so
+    /// a client that stops reading is dropped however chatty it is. What is
+    /// left to write counts against `slow_reader_buffer_limit`.
     pub(super) fn continue_writing(&mut self, key: usize) {
-        let Some(Slot::Writing { client, out, .. }) = self.clients.get_mut(key) else { return };
+        let Some(Slot::Writing { client, out, held, .. }) = self.clients.get_mut(key) else { return };
+        let before = out.left();
         match out.write_to(&mut client.stream) {
             Ok(false) => {
-                out.waited = true;
-                let _ = self.poll.registry().reregister(
-                    client.stream.source(),
-                    Token(key),
-                    Interest::READABLE | Interest::WRITABLE,
-                );
-                self.set_deadline(key, WRITE_TIMEOUT);
+                let progressed = out.left() < before || !out.waited;
+                if !out.waited {
+                    out.waited = true;
+                    let _ = self.poll.registry().reregister(
+                        client.stream.source(),
+                        Token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+                self.slow_held = self.slow_held - *held + out.left();
+                *held = out.left();
+                if self.slow_held > self.slow_reader_limit && self.slow_held > *held {
+                    log::warn(&format!(
+                        "! Shedding slow client {}: {} bytes of responses wait for slow readers, over slow_reader_buffer_limit ({} bytes)",
+                        client.remote_addr, self.slow_held, self.slow_reader_limit
+                    ));
+                    self.busy = self.busy.saturating_sub(1);
+                    self.close(key);
+                    return;
+                }
+                if progressed {
+                    self.set_deadline(key, WRITE_TIMEOUT);
+                }
             }
             Ok(true) => {
                 self.busy = self.busy.saturating_sub(1);
                 let keep = out.keep_alive && !self.shared.stopping();
-                let Slot::Writing { mut client, out, .. } = std::mem::replace(&mut self.clients[key], Slot::Busy) else {
+                let Slot::Writing { mut client, out, held, .. } = std::mem::replace(&mut self.clients[key], Slot::Busy)
+                else {
                     unreachable!()
                 };
+                self.slow_held -= held;
                 if out.waited {
                     let _ = self.poll.registry().reregister(client.stream.source(), Token(key), Interest::READABLE);
                 }
