@@ -174,4 +174,18 @@ class TestPuma8DSL < Minitest::Test
   ensure
     io&.kill
   end
+
+  def test_shutdown_debug_on_force_in_a_cluster_worker
+    text = "workers 2\nshutdown_debug on_force: true\nforce_shutdown_after 1\n"
+    server = start("-C", config("force_cluster.rb", text), APP)
+    io = Thread.new { RawHTTP.get(server.host, server.port, "/io") } # never released
+    server.wait_for_output(/io request started in (\d+)/)
+    worker = server.output[/io request started in (\d+)/, 1]
+    server.signal("TERM")
+    server.wait
+    assert_includes server.output, "#{worker}: Shutdown timeout exceeded"
+    assert_includes server.output, "#{worker}: === End thread backtrace dump ==="
+  ensure
+    io&.kill
+  end
 end

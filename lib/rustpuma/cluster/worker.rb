@@ -106,7 +106,13 @@ module Rustpuma
           @binder.close(unlink: false)
           @fork_pipe.close unless @fork_pipe.closed? # ends the fork loop
         end
-        @server.join
+        # force_shutdown_after applies in workers too (as Puma's pool
+        # shutdown); shutdown_debug on_force says what was still running.
+        limit = @options[:force_shutdown_after]
+        unless @server.join(limit.nil? || limit.negative? ? nil : limit)
+          @server.dump_threads("Shutdown timeout exceeded") if @options[:shutdown_debug] == :on_force
+          @server.kill
+        end
         @config.run_hooks(:before_worker_shutdown, @index)
       ensure
         tell("t#{Process.pid}")
