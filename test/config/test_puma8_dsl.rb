@@ -71,6 +71,7 @@ class TestPuma8DSL < Minitest::Test
   def test_max_io_threads_lets_another_request_run_beside_an_io_bound_one
     server = start("-t", "1:1", "-C", config("io.rb", "max_io_threads 1\n"), APP)
     io = Thread.new { RawHTTP.get(server.host, server.port, "/io") }
+    server.wait_for_output("io request started") # the only thread is now marked and waiting
     Timeout.timeout(10) do
       # Once the only thread is marked I/O-bound, a second one serves.
       assert_equal "hello", get(server, "/")
