@@ -84,6 +84,8 @@ module Rustpuma
       @launcher.warn_ruby_mn_threads(@log_writer)
       single_worker_warning
       @launcher.redirect_io
+      StateFile.write(@launcher)
+      @control = ControlServer.bind(@launcher, @log_writer)
 
       @config.run_hooks(:before_fork)
       nakayoshi_gc if @options[:nakayoshi_fork]
@@ -312,10 +314,9 @@ module Rustpuma
     # The first time every worker has booted and checked in.
     def booted!
       @booted = true
-      StateFile.write(@launcher)
-      # Here rather than before forking, unlike Puma: the control server is
+      # Bound before forking (as Puma), served from here: the server is
       # native (threads) and the master starts no thread before the fork.
-      @control = ControlServer.start(@launcher, @log_writer)
+      @control&.serve
       Systemd.ready(@log_writer)
       @log_writer.debug_loaded_extensions("Loaded Extensions - master:")
       @config.run_hooks(:after_booted)

@@ -120,14 +120,23 @@ module Rustpuma
   end
 
   # The control app's own server: one pool thread on its own listener. In
-  # cluster mode it runs in the master, started only after the workers have
-  # been forked (the master starts no native thread before that).
+  # cluster mode it runs in the master: bound before the fork, served only
+  # after the workers have booted (the master starts no native thread
+  # before forking).
   class ControlServer
     def self.start(launcher, log_writer)
+      bind(launcher, log_writer)&.tap(&:serve)
+    end
+
+    # Only the listening socket (no native thread): a cluster master binds
+    # it before forking, as Puma starts its control server there, so
+    # clients that connect before the workers boot wait in the backlog
+    # instead of being refused; #serve answers them once the workers run.
+    def self.bind(launcher, log_writer)
       url = launcher.options[:control_url]
       return nil unless url
 
-      new(launcher, log_writer, url).tap(&:start)
+      new(launcher, log_writer, url).tap(&:bind)
     rescue SystemCallError, ArgumentError => e
       log_writer.log "! Could not start control server on #{url}: #{e.message}"
       nil
@@ -139,14 +148,17 @@ module Rustpuma
       @url = url
     end
 
-    def start
-      options = @launcher.options
+    def bind
       # {}: the inherited sockets are the main binder's. Puma 8 stores
       # `control_url_umask` without using it; here it still narrows the
       # control socket, which grants stop/restart to whoever can connect.
-      umask = options[:control_url_umask]
+      umask = @launcher.options[:control_url_umask]
       @binder = Binder.new(@log_writer, {}, unix_umask: umask ? Integer(umask.to_s, 8) : 0)
       @binder.parse([@url], "Starting control server")
+    end
+
+    def serve
+      options = @launcher.options
       app = ControlApp.new(@launcher, options[:control_auth_token])
       @server = Server.new(app, options.merge(max_threads: 1, min_threads: 1, log_requests: false,
                                               persistent_timeout: 5),

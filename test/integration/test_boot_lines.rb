@@ -157,6 +157,25 @@ class TestBootLines < Minitest::Test
     assert_includes srv.output, "% -- Loaded Extensions:\n"
   end
 
+  # As Puma, the control server is there once "Use Ctrl-C to stop" is out,
+  # before the workers boot: a client connecting then is answered (once
+  # the workers are up) rather than refused; the state file exists too.
+  def test_cluster_control_server_is_bound_before_the_workers_boot
+    port = ServerProcess.free_port
+    state = File.join(@dir, "puma.state")
+    srv = start("-w", "1", "--control-url", "tcp://127.0.0.1:#{port}", "--control-token", "tok", "-S", state,
+                File.join(FIXTURES, "slow_boot.ru"), env: { "BOOT_SECONDS" => "2" })
+    refute_match(/booted in/, srv.output, "the app takes 2 s to boot")
+    assert_includes srv.output, "* Starting control server on http://127.0.0.1:#{port}\n"
+    assert File.exist?(state)
+    sock = TCPSocket.new("127.0.0.1", port) # not refused
+    sock.write("GET /stats?token=tok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    response = Timeout.timeout(20) { sock.read }
+    sock.close
+    assert_match(%r{\AHTTP/1.1 200 }, response)
+    assert_match(/booted in/, srv.output)
+  end
+
   def config_file(text)
     path = File.join(@dir, "idle.rb")
     File.write(path, text)
