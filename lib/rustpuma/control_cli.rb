@@ -134,13 +134,25 @@ module Rustpuma
     def connect
       uri = URI.parse(@control_url)
       case uri.scheme
-      when "tcp" then TCPSocket.new(uri.host, uri.port)
+      when "tcp" then TCPSocket.new(bare_host(uri), uri.port)
+      when "ssl"
+        # As pumactl: TLS to a control app bound on ssl://, without checking
+        # its certificate (it is usually self-signed, on loopback).
+        require "openssl"
+        ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(bare_host(uri), uri.port), OpenSSL::SSL::SSLContext.new)
+        ssl.sync_close = true
+        ssl.connect
+        ssl
       when "unix"
         path = @control_url.sub(%r{\Aunix://}, "")
         UNIXSocket.new(path.start_with?("@") ? "\0#{path[1..]}" : path)
       else
         raise Failure, "Invalid scheme: #{uri.scheme}"
       end
+    end
+
+    def bare_host(uri)
+      uri.host.to_s.delete_prefix("[").delete_suffix("]")
     end
 
     def send_request

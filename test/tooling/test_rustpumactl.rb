@@ -2,6 +2,8 @@
 
 require "helper"
 require "net/http"
+require "json"
+require "support/certificates"
 require "tmpdir"
 require "fileutils"
 
@@ -70,6 +72,19 @@ class TestRustpumactl < Minitest::Test
     File.write(@pidfile, "#{Process.pid}\n")
     out, status = ctl("-Q", "-P", @pidfile, "stats")
     assert_equal ["'stats' not available via pid only\n", 0], [out, status], "printed even with -Q, as pumactl"
+  end
+
+  # pumactl talks TLS to a control app bound on ssl://.
+  def test_ssl_control_url
+    certs = Certificates.write(@dir)
+    control_port = ServerProcess.free_port
+    control = "ssl://127.0.0.1:#{control_port}?cert=#{certs[:cert]}&key=#{certs[:key]}"
+    File.write(@config, File.read(@config) + "activate_control_app #{control.inspect}, no_token: true\n")
+    @server = ServerProcess.new("-C", @config, bind: nil).start
+    out, status = ctl("-C", "ssl://127.0.0.1:#{control_port}", "stats")
+    assert_equal 0, status, out
+    assert_equal "Command stats sent success", out.lines.first.chomp
+    assert_equal 0, JSON.parse(out.lines.last)["backlog"]
   end
 
   private
