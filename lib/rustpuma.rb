@@ -21,6 +21,11 @@ rescue LoadError => e
         "(run `rake compile` or `bin/setup` there; #{e.message})"
 end
 
+# Native log lines reach stderr through a logger thread; the last ones (an
+# error logged just before a TERM) must not be lost when the process ends.
+# Registered first, so it runs after every other at_exit handler.
+at_exit { Rustpuma::Native.flush_log }
+
 require_relative "rustpuma/binder"
 require_relative "rustpuma/null_io"
 require_relative "rustpuma/handler"

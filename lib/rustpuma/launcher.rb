@@ -172,6 +172,7 @@ module Rustpuma
       env, redirects = @runner.binder.inherit_env_and_redirects
       @log_writer.log "* Restarting..."
       Dir.chdir(@restart_dir)
+      Native.flush_log
       Kernel.exec(env, *@restart_argv, redirects)
     end
 

@@ -36,4 +36,21 @@ class TestNativeLogging < Minitest::Test
     srv&.stop
     err_r&.close
   end
+
+  # The logger thread writes asynchronously; a process that ends right
+  # after logging (TERM just after a rejected request) must still print the
+  # line: the exit waits for the queue (Native.flush_log in an at_exit).
+  def test_lines_logged_just_before_term_are_not_lost
+    10.times do
+      srv = ServerProcess.new("-t", "1:1", File.join(FIXTURES, "faults.ru")).start
+      sock = TCPSocket.new(srv.host, srv.port)
+      sock.write("NOT HTTP AT ALL\r\n\r\n")
+      Timeout.timeout(10) { sock.read }
+      sock.close
+      srv.stop
+      assert_match(/malformed request/, srv.output, "the parse-error line must reach stderr before the exit")
+    ensure
+      srv&.stop
+    end
+  end
 end

@@ -35,6 +35,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         native.define_singleton_method("__crash_reactor", function!(server::crash_reactor, 0))?;
     }
 
+    native.define_singleton_method("flush_log", function!(log::flush_for_ruby, 0))?;
+
     let server = native.define_class("Server", ruby.class_object())?;
     server.define_singleton_method("new", function!(server::Server::new, 2))?;
     server.define_method("start", method!(server::Server::start, 0))?;

@@ -55,14 +55,34 @@ pub fn warn(message: &str) {
 /// it.
 pub fn fatal(message: &str) -> ! {
     warn(message);
-    if let Some(logger) = logger() {
-        let until = Instant::now() + FATAL_FLUSH;
-        while logger.written.load(Ordering::Acquire) < logger.queued.load(Ordering::Acquire) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    flush(FATAL_FLUSH);
     // SAFETY: `_exit` ends the process immediately; nothing after it runs.
     unsafe { libc::_exit(1) }
+}
+
+/// Waits (at most `limit`) until every line queued so far has reached
+/// stderr. The process calls it before it ends or re-executes itself: the
+/// logger thread writes asynchronously, and the last lines (a parse error
+/// logged just before a TERM) are the ones tooling and tests look for.
+/// Starts no logger: with none running there is nothing to wait for.
+pub fn flush(limit: Duration) {
+    let current = LOGGER.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer in LOGGER comes from `Box::leak` in
+    // `logger()` and is never freed.
+    let Some(logger) = (unsafe { current.as_ref() }) else { return };
+    if logger.pid != std::process::id() {
+        return;
+    }
+    let until = Instant::now() + limit;
+    while logger.written.load(Ordering::Acquire) < logger.queued.load(Ordering::Acquire) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Ruby's `Native.flush_log`: see `flush`. One second is enough for any
+/// stderr that is being read; an unread one must not hold up the exit.
+pub fn flush_for_ruby() {
+    flush(Duration::from_secs(1));
 }
 
 /// The logger of this process, started on first use (and again in a forked
