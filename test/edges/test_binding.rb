@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "helper"
+require "support/server_test_case"
 require "tmpdir"
 require "fileutils"
 require "socket"
@@ -12,21 +13,7 @@ require "rustpuma/default_bind"
 # own "Listening on" line, and unix sockets are connectable by anyone
 # unless `umask`/`mode` narrow them.
 class TestBinding < Minitest::Test
-  HELLO = File.join(ServerProcess::ROOT, "examples", "hello.ru")
-
-  def setup
-    @dir = Dir.mktmpdir("rustpuma-binding")
-  end
-
-  def teardown
-    @servers&.each(&:stop)
-    FileUtils.remove_entry(@dir)
-  end
-
-  def start(*args, **opts)
-    (@servers ||= []) << ServerProcess.new(*args, **opts).start
-    @servers.last
-  end
+  include ServerTestCase
 
   def loopbacks
     Socket.ip_address_list.select { |a| a.ipv4_loopback? || a.ipv6_loopback? }.map(&:ip_address).uniq

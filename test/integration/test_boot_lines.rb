@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "helper"
+require "support/server_test_case"
 require "tmpdir"
 require "fileutils"
 
@@ -9,23 +10,9 @@ require "fileutils"
 # on the terminal and sends a startup line, the worker lines and the request
 # log to the files; boot failures and warnings read as Puma's.
 class TestBootLines < Minitest::Test
-  HELLO = File.join(ServerProcess::ROOT, "examples", "hello.ru")
+  include ServerTestCase
   BOOT_ERROR = File.join(FIXTURES, "boot_error.ru")
   BOOTED = /^\[\d+\] - Worker (\d+) \(PID: \d+\) booted in [\d.]+s, phase: 0$/
-
-  def setup
-    @dir = Dir.mktmpdir("rustpuma-boot-lines")
-  end
-
-  def teardown
-    @servers&.each(&:stop)
-    FileUtils.remove_entry(@dir)
-  end
-
-  def start(*args, **opts)
-    (@servers ||= []) << ServerProcess.new(*args, **opts).start
-    @servers.last
-  end
 
   def test_cluster_prints_ctrl_c_before_the_worker_boot_lines
     srv = start("-w", "2", HELLO)
@@ -101,7 +88,7 @@ class TestBootLines < Minitest::Test
   # server gives up within 0.1 s of the deadline (slack added for a loaded
   # machine, where the line itself can be late to reach us).
   def test_idle_timeout_fires_on_time_with_pumas_line
-    srv = start("-C", config_file("idle_timeout 1\n"), HELLO)
+    srv = start("-C", write_config("idle_timeout 1\n"), HELLO)
     assert_equal 200, RawHTTP.get("127.0.0.1", srv.port, "/").status
     served = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     srv.wait_for_output("- Idle timeout reached\n", 10)
@@ -112,7 +99,7 @@ class TestBootLines < Minitest::Test
   end
 
   def test_idle_timeout_in_cluster_mode
-    srv = start("-w", "2", "-C", config_file("idle_timeout 1\n"), HELLO)
+    srv = start("-w", "2", "-C", write_config("idle_timeout 1\n"), HELLO)
     srv.wait_for_output(/Worker 1 \(PID: \d+\) booted/, 20)
     srv.wait_for_output(/Worker 0 \(PID: \d+\) booted/, 20)
     assert_equal 200, RawHTTP.get("127.0.0.1", srv.port, "/").status
@@ -123,7 +110,7 @@ class TestBootLines < Minitest::Test
   end
 
   def test_mistyped_dsl_method_gets_a_suggestion
-    srv = start("-C", config_file("workerz 2\n"), HELLO, wait_for: nil)
+    srv = start("-C", write_config("workerz 2\n"), HELLO, wait_for: nil)
     assert_equal 1, srv.wait(20).exitstatus
     assert_match(/unknown configuration option 'workerz'\nDid you mean\?  workers$/, srv.output)
   end
@@ -174,11 +161,5 @@ class TestBootLines < Minitest::Test
     sock.close
     assert_match(%r{\AHTTP/1.1 200 }, response)
     assert_match(/booted in/, srv.output)
-  end
-
-  def config_file(text)
-    path = File.join(@dir, "idle.rb")
-    File.write(path, text)
-    path
   end
 end

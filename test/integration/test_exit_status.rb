@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "helper"
+require "support/server_test_case"
 require "tmpdir"
 require "fileutils"
 
@@ -9,27 +10,7 @@ require "fileutils"
 # (status 143 in a shell, which is what systemd and container runtimes
 # expect); false makes it exit 0. INT always exits 0.
 class TestExitStatus < Minitest::Test
-  HELLO = File.join(ServerProcess::ROOT, "examples", "hello.ru")
-
-  def setup
-    @dir = Dir.mktmpdir("rustpuma-exit")
-  end
-
-  def teardown
-    @servers&.each(&:stop)
-    FileUtils.remove_entry(@dir)
-  end
-
-  def start(*args, **opts)
-    (@servers ||= []) << ServerProcess.new(*args, **opts).start
-    @servers.last
-  end
-
-  def config(text)
-    path = File.join(@dir, "puma.rb")
-    File.write(path, text)
-    path
-  end
+  include ServerTestCase
 
   def term(srv)
     srv.signal("TERM")
@@ -47,7 +28,7 @@ class TestExitStatus < Minitest::Test
   end
 
   def test_single_term_with_raise_off_exits_0
-    srv = start("-C", config("raise_exception_on_sigterm false\n"), HELLO)
+    srv = start("-C", write_config("raise_exception_on_sigterm false\n"), HELLO)
     status = term(srv)
     assert_equal 0, status.exitstatus, status.inspect
     assert_includes srv.output, "- Goodbye!"
@@ -62,7 +43,7 @@ class TestExitStatus < Minitest::Test
   end
 
   def test_cluster_term_with_raise_off_exits_0
-    srv = start("-w", "2", "-C", config("raise_exception_on_sigterm false\n"), HELLO)
+    srv = start("-w", "2", "-C", write_config("raise_exception_on_sigterm false\n"), HELLO)
     srv.wait_for_output(/Worker 1 \(PID: \d+\) booted/, 20)
     assert_equal 0, term(srv).exitstatus
   end
