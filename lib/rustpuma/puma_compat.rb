@@ -4,14 +4,16 @@ require "rbconfig"
 require_relative "version"
 
 module Rustpuma
-  # What a config/puma.rb written for Puma may ask of `Puma` itself:
+  # What a config/puma.rb or a Puma plugin file may ask of `Puma` itself:
   # platform helpers (Puma.jruby?, Puma.windows?, …), their IS_* constants,
-  # Puma::Const's version names, Puma.stats, and Puma::Plugin / Plugins.
+  # Puma::Const's version names, Puma.stats, and the plugin API (Puma::Plugin,
+  # Plugins, Events, UnknownPlugin; Puma::DSL once plugin_sandbox.rb loads).
   #
   # It is NOT installed as ::Puma: apps and gems test `defined?(::Puma)` to
-  # decide whether they run under Puma, and must keep seeing false. The DSL
-  # binds it as the lexical constant DSL::Puma instead, so only code written
-  # inside a config file (and the blocks it defines) resolves `Puma` to it.
+  # decide whether they run under Puma, and must keep seeing false. It is
+  # bound as a lexical constant instead (DSL::Puma for config files,
+  # PluginSandbox::Puma for plugin files), so only code written there (and
+  # the blocks it defines) resolves `Puma` to it.
   module PumaCompat
     module Puma
       IS_JRUBY = RUBY_PLATFORM.include?("java")
@@ -28,6 +30,8 @@ module Rustpuma
         CODE_NAME = "rustpuma #{::Rustpuma::VERSION}"
         PUMA_SERVER_STRING = "rustpuma #{::Rustpuma::VERSION}"
       end
+
+      PLUGIN_API = %i[Plugin Plugins Events UnknownPlugin].freeze
 
       class << self
         def jruby? = IS_JRUBY
@@ -47,11 +51,11 @@ module Rustpuma
           JSON.generate(stats_hash)
         end
 
-        # Puma::Plugin and Puma::Plugins are rustpuma's plugin API
-        # (Rustpuma::Plugin.create, Rustpuma::Plugins), looked up when first
-        # named so that this file does not need to load it.
+        # Puma::Plugin, Plugins, … are rustpuma's plugin API (Rustpuma::Plugin
+        # and friends), looked up when first named so that this file does not
+        # need to load it.
         def const_missing(name)
-          return super unless %i[Plugin Plugins].include?(name)
+          return super unless PLUGIN_API.include?(name)
 
           plugin_api = File.join(__dir__, "plugin.rb")
           require plugin_api if File.exist?(plugin_api)
