@@ -37,7 +37,9 @@ fn decode(reads: &[&[u8]]) -> Result<(Vec<u8>, usize, bool), ChunkedError> {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((reads, data)) = split::reads(input) else { return };
+    let Some((reads, data)) = split::reads(input) else {
+        return;
+    };
     let whole = decode(&[data]);
     if let Ok((body, consumed, _)) = &whole {
         assert!(body.len() <= *consumed);

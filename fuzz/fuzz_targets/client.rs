@@ -14,7 +14,13 @@ mod split;
 
 #[derive(Debug, PartialEq)]
 enum Seen {
-    Request { method: String, target: String, headers: usize, keep_alive: bool, body: Vec<u8> },
+    Request {
+        method: String,
+        target: String,
+        headers: usize,
+        keep_alive: bool,
+        body: Vec<u8>,
+    },
     Proxy(String),
     Rejected(Rejection),
 }
@@ -24,7 +30,8 @@ fn bytes_of(body: Body) -> Vec<u8> {
         Body::Memory(bytes) => bytes,
         Body::File { mut file, .. } => {
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).expect("spilled body is readable");
+            file.read_to_end(&mut bytes)
+                .expect("spilled body is readable");
             bytes
         }
     }
@@ -60,12 +67,18 @@ fn serve(reads: &[&[u8]], limits: &Limits) -> Vec<Seen> {
 
 fuzz_target!(|input: &[u8]| {
     let Some(&flags) = input.first() else { return };
-    let Some((reads, data)) = split::reads(&input[1..]) else { return };
+    let Some((reads, data)) = split::reads(&input[1..]) else {
+        return;
+    };
     let limits = Limits {
         proxy_protocol: flags & 1 != 0,
         max_body: (flags & 2 != 0).then_some(u64::from(flags) * 64),
         ..Limits::default()
     };
     let whole = serve(&[data], &limits);
-    assert_eq!(serve(&reads, &limits), whole, "split reads disagree with one read");
+    assert_eq!(
+        serve(&reads, &limits),
+        whole,
+        "split reads disagree with one read"
+    );
 });

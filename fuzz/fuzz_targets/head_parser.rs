@@ -10,7 +10,9 @@ use rustpuma::http::parser::{parse_head, HeadScanner, Parsed, MAX_HEADERS, MAX_H
 mod split;
 
 fuzz_target!(|input: &[u8]| {
-    let Some((reads, data)) = split::reads(input) else { return };
+    let Some((reads, data)) = split::reads(input) else {
+        return;
+    };
     let whole = parse_head(data);
     if let Ok(Parsed::Complete(head)) = &whole {
         assert!(head.head_len <= data.len() && head.head_len <= MAX_HEADER_BYTES);
@@ -30,5 +32,9 @@ fuzz_target!(|input: &[u8]| {
     }
     assert_eq!(answer, whole, "split reads disagree with one read");
     // Each byte looked at once, plus a CR looked at again per read.
-    assert!(scanner.work() <= 2 * end + 2, "work {} for {end} bytes", scanner.work());
+    assert!(
+        scanner.work() <= 2 * end + 2,
+        "work {} for {end} bytes",
+        scanner.work()
+    );
 });

@@ -18,7 +18,10 @@ impl Body {
     /// `None` for chunked bodies, which start in memory and may spill.
     pub fn with_expected_len(len: Option<u64>) -> io::Result<Body> {
         match len {
-            Some(n) if n > MAX_MEMORY_BODY as u64 => Ok(Body::File { file: tempfile::tempfile()?, len: 0 }),
+            Some(n) if n > MAX_MEMORY_BODY as u64 => Ok(Body::File {
+                file: tempfile::tempfile()?,
+                len: 0,
+            }),
             Some(n) => Ok(Body::Memory(Vec::with_capacity(n as usize))),
             None => Ok(Body::Memory(Vec::new())),
         }

@@ -164,19 +164,33 @@ mod tests {
         theirs.set_nonblocking(true).unwrap();
         let mut theirs = theirs;
         let body_len = 100 * 1024 * 1024;
-        theirs.write_all(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {body_len}\r\n\r\n").as_bytes()).unwrap();
+        theirs
+            .write_all(
+                format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {body_len}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
         let chunk = vec![b'x'; 16 * 1024];
         let mut sent = 0;
         while let Ok(n) = theirs.write(&chunk) {
             sent += n;
         }
         let budget = 32 * 1024;
-        assert!(sent > 2 * (budget + READ_CHUNK), "the socket buffer should hold more than a budget ({sent})");
-        let mut client = Client::new(Stream::Unix(mio::net::UnixStream::from_std(ours)), "127.0.0.1".into());
+        assert!(
+            sent > 2 * (budget + READ_CHUNK),
+            "the socket buffer should hold more than a budget ({sent})"
+        );
+        let mut client = Client::new(
+            Stream::Unix(mio::net::UnixStream::from_std(ours)),
+            "127.0.0.1".into(),
+        );
         let limits = Limits::default();
         assert!(matches!(client.advance(&limits, budget), Advance::Yield));
         assert!(matches!(client.advance(&limits, budget), Advance::Yield));
-        assert!(matches!(client.advance(&limits, usize::MAX), Advance::NeedMore));
+        assert!(matches!(
+            client.advance(&limits, usize::MAX),
+            Advance::NeedMore
+        ));
     }
 
     /// A keep-alive connection that received a large head keeps no more
@@ -186,14 +200,32 @@ mod tests {
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         let big = "a".repeat(60 * 1024);
-        theirs.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes()).unwrap();
-        let mut client = Client::new(Stream::Unix(mio::net::UnixStream::from_std(ours)), "127.0.0.1".into());
+        theirs
+            .write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut client = Client::new(
+            Stream::Unix(mio::net::UnixStream::from_std(ours)),
+            "127.0.0.1".into(),
+        );
         let limits = Limits::default();
-        assert!(matches!(client.advance(&limits, usize::MAX), Advance::Ready));
-        assert!(client.reader.buffer_capacity() >= 60 * 1024, "the head was buffered");
+        assert!(matches!(
+            client.advance(&limits, usize::MAX),
+            Advance::Ready
+        ));
+        assert!(
+            client.reader.buffer_capacity() >= 60 * 1024,
+            "the head was buffered"
+        );
         client.reset_for_next_request();
-        assert!(matches!(client.advance(&limits, usize::MAX), Advance::NeedMore));
-        assert!(client.reader.buffer_capacity() <= IDLE_KEEP_FOR_TEST, "idle buffer kept {} bytes", client.reader.buffer_capacity());
+        assert!(matches!(
+            client.advance(&limits, usize::MAX),
+            Advance::NeedMore
+        ));
+        assert!(
+            client.reader.buffer_capacity() <= IDLE_KEEP_FOR_TEST,
+            "idle buffer kept {} bytes",
+            client.reader.buffer_capacity()
+        );
     }
 
     const IDLE_KEEP_FOR_TEST: usize = 4 * 1024;

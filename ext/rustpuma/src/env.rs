@@ -89,7 +89,11 @@ pub fn fill(
     for (key, value) in merged_headers(head) {
         match key.as_str() {
             "HTTP_HOST" => host = Some(value.clone()),
-            "HTTP_X_FORWARDED_PROTO" => https |= value.get(..5).is_some_and(|v| v.eq_ignore_ascii_case(b"https")),
+            "HTTP_X_FORWARDED_PROTO" => {
+                https |= value
+                    .get(..5)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(b"https"))
+            }
             "HTTP_X_FORWARDED_SCHEME" => https |= value.eq_ignore_ascii_case(b"https"),
             "HTTP_X_FORWARDED_SSL" => https |= value.eq_ignore_ascii_case(b"on"),
             _ => {}
@@ -103,10 +107,16 @@ pub fn fill(
     }
     if head.framing == BodyFraming::Chunked {
         // The app sees a body of known length, as in Puma.
-        env.aset(ruby.get_inner(&CONTENT_LENGTH), ruby.str_new(&body_len.to_string()))?;
+        env.aset(
+            ruby.get_inner(&CONTENT_LENGTH),
+            ruby.str_new(&body_len.to_string()),
+        )?;
     }
 
-    env.aset(ruby.get_inner(&URL_SCHEME), ruby.get_inner(if https { &HTTPS } else { &HTTP }))?;
+    env.aset(
+        ruby.get_inner(&URL_SCHEME),
+        ruby.get_inner(if https { &HTTPS } else { &HTTP }),
+    )?;
     let default_port = if https { &PORT_443 } else { &PORT_80 };
     match host.as_deref().map(split_host) {
         Some((name, Some(port))) => {
@@ -227,7 +237,9 @@ fn env_key(name: &str) -> String {
 /// Splits a Host value into name and port, keeping IPv6 brackets.
 pub fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     let colon = if host.first() == Some(&b'[') {
-        host.iter().position(|&b| b == b']').and_then(|end| (host.get(end + 1) == Some(&b':')).then_some(end + 1))
+        host.iter()
+            .position(|&b| b == b']')
+            .and_then(|end| (host.get(end + 1) == Some(&b':')).then_some(end + 1))
     } else {
         host.iter().rposition(|&b| b == b':')
     };
@@ -249,7 +261,13 @@ mod tests {
             path: "/".into(),
             query: String::new(),
             version: Version::Http11,
-            headers: headers.iter().map(|(n, v)| Header { name: n.to_string(), value: v.as_bytes().to_vec() }).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| Header {
+                    name: n.to_string(),
+                    value: v.as_bytes().to_vec(),
+                })
+                .collect(),
             head_len: 0,
             framing,
             expect_continue: false,
@@ -259,30 +277,57 @@ mod tests {
 
     #[test]
     fn host_splits_name_and_port_keeping_ipv6_brackets() {
-        assert_eq!(split_host(b"example.com:8080"), (&b"example.com"[..], Some(&b"8080"[..])));
+        assert_eq!(
+            split_host(b"example.com:8080"),
+            (&b"example.com"[..], Some(&b"8080"[..]))
+        );
         assert_eq!(split_host(b"example.com"), (&b"example.com"[..], None));
-        assert_eq!(split_host(b"[::1]:9292"), (&b"[::1]"[..], Some(&b"9292"[..])));
+        assert_eq!(
+            split_host(b"[::1]:9292"),
+            (&b"[::1]"[..], Some(&b"9292"[..]))
+        );
         assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
     }
 
     #[test]
     fn repeated_headers_are_joined() {
         let h = head(&[("Accept", "a"), ("accept", "b")], BodyFraming::Empty);
-        assert_eq!(merged_headers(&h), vec![("HTTP_ACCEPT".to_string(), b"a, b".to_vec())]);
+        assert_eq!(
+            merged_headers(&h),
+            vec![("HTTP_ACCEPT".to_string(), b"a, b".to_vec())]
+        );
     }
 
     #[test]
     fn dashed_header_wins_over_underscored_one() {
-        let h = head(&[("X_Forwarded_For", "evil"), ("X-Forwarded-For", "1.2.3.4")], BodyFraming::Empty);
-        assert_eq!(merged_headers(&h), vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]);
-        let h = head(&[("X-Forwarded-For", "1.2.3.4"), ("X_Forwarded_For", "evil")], BodyFraming::Empty);
-        assert_eq!(merged_headers(&h), vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]);
+        let h = head(
+            &[("X_Forwarded_For", "evil"), ("X-Forwarded-For", "1.2.3.4")],
+            BodyFraming::Empty,
+        );
+        assert_eq!(
+            merged_headers(&h),
+            vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]
+        );
+        let h = head(
+            &[("X-Forwarded-For", "1.2.3.4"), ("X_Forwarded_For", "evil")],
+            BodyFraming::Empty,
+        );
+        assert_eq!(
+            merged_headers(&h),
+            vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]
+        );
     }
 
     #[test]
     fn chunked_requests_hide_transfer_encoding() {
-        let h = head(&[("Transfer-Encoding", "chunked"), ("Host", "x")], BodyFraming::Chunked);
-        assert_eq!(merged_headers(&h), vec![("HTTP_HOST".to_string(), b"x".to_vec())]);
+        let h = head(
+            &[("Transfer-Encoding", "chunked"), ("Host", "x")],
+            BodyFraming::Chunked,
+        );
+        assert_eq!(
+            merged_headers(&h),
+            vec![("HTTP_HOST".to_string(), b"x".to_vec())]
+        );
     }
 
     fn keys(headers: &[(&str, &str)], framing: BodyFraming) -> Vec<(String, String)> {
@@ -293,13 +338,19 @@ mod tests {
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn underscored_names_never_become_framing_keys() {
         let got = keys(
-            &[("Transfer_Encoding", "chunked"), ("Content_Length", "11"), ("Content_Type", "text/evil")],
+            &[
+                ("Transfer_Encoding", "chunked"),
+                ("Content_Length", "11"),
+                ("Content_Type", "text/evil"),
+            ],
             BodyFraming::Empty,
         );
         assert_eq!(
@@ -310,13 +361,34 @@ mod tests {
                 ("HTTP_CONTENT_TYPE", "text/evil"),
             ])
         );
-        let got = keys(&[("Content-Type", "a/b"), ("Content_Type", "c/d"), ("Content-Length", "0")], BodyFraming::Length(0));
-        assert_eq!(got, pairs(&[("CONTENT_TYPE", "a/b"), ("HTTP_CONTENT_TYPE", "c/d"), ("CONTENT_LENGTH", "0")]));
+        let got = keys(
+            &[
+                ("Content-Type", "a/b"),
+                ("Content_Type", "c/d"),
+                ("Content-Length", "0"),
+            ],
+            BodyFraming::Length(0),
+        );
+        assert_eq!(
+            got,
+            pairs(&[
+                ("CONTENT_TYPE", "a/b"),
+                ("HTTP_CONTENT_TYPE", "c/d"),
+                ("CONTENT_LENGTH", "0")
+            ])
+        );
     }
 
     #[test]
     fn chunked_requests_hide_the_dashed_content_length_too() {
-        let got = keys(&[("Content-Length", "5"), ("Transfer-Encoding", "chunked"), ("Content_Length", "9")], BodyFraming::Chunked);
+        let got = keys(
+            &[
+                ("Content-Length", "5"),
+                ("Transfer-Encoding", "chunked"),
+                ("Content_Length", "9"),
+            ],
+            BodyFraming::Chunked,
+        );
         assert_eq!(got, pairs(&[("HTTP_CONTENT,LENGTH", "9")]));
     }
 
@@ -338,7 +410,12 @@ mod tests {
         assert_eq!(got[7], ("HTTP_X_H7".to_string(), "v, v, v".to_string()));
         assert_eq!(got[1000], ("HTTP_X_ONLY".to_string(), "u".to_string()));
         let few = keys(&list[..12], BodyFraming::Empty);
-        assert_eq!(few, got[..12].iter().map(|(k, _)| (k.clone(), "v".to_string())).collect::<Vec<_>>());
+        assert_eq!(
+            few,
+            got[..12]
+                .iter()
+                .map(|(k, _)| (k.clone(), "v".to_string()))
+                .collect::<Vec<_>>()
+        );
     }
-
 }

@@ -32,7 +32,11 @@ pub struct Interrupt {
 impl Interrupt {
     fn new() -> Self {
         let (tx, rx) = bounded(1);
-        Interrupt { flag: AtomicBool::new(false), tx, rx }
+        Interrupt {
+            flag: AtomicBool::new(false),
+            tx,
+            rx,
+        }
     }
 
     pub fn is_set(&self) -> bool {
@@ -64,7 +68,11 @@ thread_local! {
 }
 
 fn current_interrupt() -> Arc<Interrupt> {
-    INTERRUPT.with(|cell| cell.borrow_mut().get_or_insert_with(|| Arc::new(Interrupt::new())).clone())
+    INTERRUPT.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| Arc::new(Interrupt::new()))
+            .clone()
+    })
 }
 
 struct Call<'a, F, R> {
@@ -106,7 +114,11 @@ where
 {
     let interrupt = current_interrupt();
     interrupt.reset();
-    let mut call = Call { func: Some(func), interrupt: &interrupt, result: None };
+    let mut call = Call {
+        func: Some(func),
+        interrupt: &interrupt,
+        result: None,
+    };
     // SAFETY: called on a Ruby thread holding the GVL (every caller is a
     // method invoked from Ruby). `call` and `interrupt` outlive the call;
     // the trampoline catches panics so nothing unwinds through Ruby, and
@@ -138,7 +150,10 @@ const INTERRUPT_RETRIES: u32 = 1000;
 /// first (which raises for `Thread#kill` or `Thread#raise`, returned as
 /// `Err`) and `func` is tried again. `Ok(None)`: still skipped after
 /// `INTERRUPT_RETRIES` turns.
-pub fn without_gvl_retrying<F, R>(ruby: &magnus::Ruby, mut func: F) -> Result<Option<R>, magnus::Error>
+pub fn without_gvl_retrying<F, R>(
+    ruby: &magnus::Ruby,
+    mut func: F,
+) -> Result<Option<R>, magnus::Error>
 where
     F: FnMut(&Interrupt) -> R,
 {

@@ -69,12 +69,16 @@ pub fn flush(limit: Duration) {
     let current = LOGGER.load(Ordering::Acquire);
     // SAFETY: a non-null pointer in LOGGER comes from `Box::leak` in
     // `logger()` and is never freed.
-    let Some(logger) = (unsafe { current.as_ref() }) else { return };
+    let Some(logger) = (unsafe { current.as_ref() }) else {
+        return;
+    };
     if logger.pid != std::process::id() {
         return;
     }
     let until = Instant::now() + limit;
-    while logger.written.load(Ordering::Acquire) < logger.queued.load(Ordering::Acquire) && Instant::now() < until {
+    while logger.written.load(Ordering::Acquire) < logger.queued.load(Ordering::Acquire)
+        && Instant::now() < until
+    {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -105,10 +109,16 @@ fn logger() -> Option<&'static Logger> {
         written: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
     }));
-    match LOGGER.compare_exchange(current, fresh as *const Logger as *mut Logger, Ordering::AcqRel, Ordering::Acquire) {
+    match LOGGER.compare_exchange(
+        current,
+        fresh as *const Logger as *mut Logger,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         Ok(_) => {
-            let spawned =
-                std::thread::Builder::new().name("rustpuma-log".into()).spawn(move || write_lines(fresh, rx));
+            let spawned = std::thread::Builder::new()
+                .name("rustpuma-log".into())
+                .spawn(move || write_lines(fresh, rx));
             spawned.is_ok().then_some(fresh)
         }
         // Another thread installed one first; ours (a few bytes) is leaked.
@@ -122,7 +132,10 @@ fn write_lines(logger: &'static Logger, lines: Receiver<String>) {
     for line in lines {
         let dropped = logger.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            let note = format!("{} ! {dropped} log lines dropped: stderr was not being read\n", timestamp());
+            let note = format!(
+                "{} ! {dropped} log lines dropped: stderr was not being read\n",
+                timestamp()
+            );
             write_stderr(note.as_bytes());
         }
         write_stderr(line.as_bytes());
@@ -146,10 +159,18 @@ fn write_stderr(mut bytes: &[u8]) {
 }
 
 fn timestamp() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's

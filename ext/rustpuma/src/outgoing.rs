@@ -24,7 +24,14 @@ pub struct Outgoing {
 impl Outgoing {
     pub fn new(pieces: Vec<Vec<u8>>, keep_alive: bool) -> Self {
         let left = pieces.iter().map(Vec::len).sum();
-        Outgoing { pieces, piece: 0, offset: 0, left, keep_alive, waited: false }
+        Outgoing {
+            pieces,
+            piece: 0,
+            offset: 0,
+            left,
+            keep_alive,
+            waited: false,
+        }
     }
 
     /// Bytes still to write (what a slow reader makes the reactor hold).
@@ -44,7 +51,11 @@ impl Outgoing {
             }
             let mut slices = Vec::with_capacity(self.pieces.len() - self.piece);
             slices.push(IoSlice::new(&self.pieces[self.piece][self.offset..]));
-            slices.extend(self.pieces[self.piece + 1..].iter().map(|p| IoSlice::new(p)));
+            slices.extend(
+                self.pieces[self.piece + 1..]
+                    .iter()
+                    .map(|p| IoSlice::new(p)),
+            );
             match stream.write_vectored(&slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.advance(n),

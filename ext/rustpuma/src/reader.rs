@@ -50,7 +50,10 @@ pub struct Rejection {
 
 impl From<ParseError> for Rejection {
     fn from(e: ParseError) -> Self {
-        Rejection { status: e.status(), reason: e.reason() }
+        Rejection {
+            status: e.status(),
+            reason: e.reason(),
+        }
     }
 }
 
@@ -76,7 +79,11 @@ enum BodyProgress {
 #[allow(clippy::large_enum_variant)]
 enum Progress {
     Head(HeadScanner),
-    Body { head: RequestHead, body: Body, left: BodyProgress },
+    Body {
+        head: RequestHead,
+        body: Body,
+        left: BodyProgress,
+    },
 }
 
 pub struct Reader {
@@ -95,7 +102,11 @@ impl Default for Reader {
 impl Reader {
     #[must_use]
     pub fn new() -> Self {
-        Reader { buf: Vec::new(), progress: Progress::Head(HeadScanner::new()), proxy_checked: false }
+        Reader {
+            buf: Vec::new(),
+            progress: Progress::Head(HeadScanner::new()),
+            proxy_checked: false,
+        }
     }
 
     /// Appends bytes read from the socket.
@@ -152,7 +163,10 @@ impl Reader {
                             ProxyLine::Incomplete => return Ok(Event::NeedMore),
                             ProxyLine::Absent => self.proxy_checked = true,
                             ProxyLine::Invalid => {
-                                return Err(Rejection { status: 400, reason: "invalid PROXY protocol v1 line".into() })
+                                return Err(Rejection {
+                                    status: 400,
+                                    reason: "invalid PROXY protocol v1 line".into(),
+                                })
                             }
                             ProxyLine::Found { len, source } => {
                                 self.buf.drain(..len);
@@ -188,20 +202,25 @@ impl Reader {
                         BodyProgress::Chunked(decoder) => {
                             let max = limits.max_body;
                             let mut too_large = false;
-                            let result = decoder.decode(&self.buf, &mut |data: &[u8]| -> io::Result<()> {
-                                if max.is_some_and(|m| body.len() + data.len() as u64 > m) {
-                                    too_large = true;
-                                    return Err(io::Error::other("body too large"));
-                                }
-                                body.append(data)
-                            });
+                            let result =
+                                decoder.decode(&self.buf, &mut |data: &[u8]| -> io::Result<()> {
+                                    if max.is_some_and(|m| body.len() + data.len() as u64 > m) {
+                                        too_large = true;
+                                        return Err(io::Error::other("body too large"));
+                                    }
+                                    body.append(data)
+                                });
                             // A chunk announced beyond the limit fails now,
                             // not after its bytes have been read.
-                            if too_large || max.is_some_and(|m| body.len() + decoder.pending() > m) {
+                            if too_large || max.is_some_and(|m| body.len() + decoder.pending() > m)
+                            {
                                 return Err(payload_too_large());
                             }
                             let (consumed, done) = result.map_err(|e| match e {
-                                DecodeError::Chunk(e) => Rejection { status: e.status(), reason: e.to_string() },
+                                DecodeError::Chunk(e) => Rejection {
+                                    status: e.status(),
+                                    reason: e.to_string(),
+                                },
                                 DecodeError::Sink(e) => io_rejection(e),
                             })?;
                             self.buf.drain(..consumed);
@@ -227,7 +246,10 @@ impl Reader {
     fn start_body(&mut self, head: RequestHead, limits: &Limits) -> Result<bool, Rejection> {
         if let Some(methods) = &limits.methods {
             if !methods.contains(&head.method) {
-                return Err(Rejection { status: 501, reason: format!("unsupported HTTP method {:?}", head.method) });
+                return Err(Rejection {
+                    status: 501,
+                    reason: format!("unsupported HTTP method {:?}", head.method),
+                });
             }
         }
         self.buf.drain(..head.head_len);
@@ -258,7 +280,10 @@ enum ProxyLine {
     /// Starts with `PROXY ` but is not a valid v1 line.
     Invalid,
     /// `len` bytes of PROXY line; `source` is None for `PROXY UNKNOWN`.
-    Found { len: usize, source: Option<String> },
+    Found {
+        len: usize,
+        source: Option<String>,
+    },
 }
 
 /// Longest PROXY v1 line, CRLF included (the protocol's own limit).
@@ -284,19 +309,34 @@ fn proxy_line(buf: &[u8]) -> ProxyLine {
     if buf[..end].iter().any(|&b| b == b'\r' || b == b'\n') {
         return ProxyLine::Invalid;
     }
-    let Ok(line) = std::str::from_utf8(&buf[..end]) else { return ProxyLine::Invalid };
+    let Ok(line) = std::str::from_utf8(&buf[..end]) else {
+        return ProxyLine::Invalid;
+    };
     let fields: Vec<&str> = line.split(' ').collect();
     match fields.as_slice() {
-        ["PROXY", "UNKNOWN", ..] => ProxyLine::Found { len: end + 2, source: None },
+        ["PROXY", "UNKNOWN", ..] => ProxyLine::Found {
+            len: end + 2,
+            source: None,
+        },
         ["PROXY", family @ ("TCP4" | "TCP6"), src, dst, sport, dport] => {
-            let (Ok(src_ip), Ok(dst_ip)) = (src.parse::<std::net::IpAddr>(), dst.parse::<std::net::IpAddr>()) else {
+            let (Ok(src_ip), Ok(dst_ip)) = (
+                src.parse::<std::net::IpAddr>(),
+                dst.parse::<std::net::IpAddr>(),
+            ) else {
                 return ProxyLine::Invalid;
             };
             let v4 = *family == "TCP4";
-            if src_ip.is_ipv4() != v4 || dst_ip.is_ipv4() != v4 || !is_port(sport) || !is_port(dport) {
+            if src_ip.is_ipv4() != v4
+                || dst_ip.is_ipv4() != v4
+                || !is_port(sport)
+                || !is_port(dport)
+            {
                 return ProxyLine::Invalid;
             }
-            ProxyLine::Found { len: end + 2, source: Some((*src).to_string()) }
+            ProxyLine::Found {
+                len: end + 2,
+                source: Some((*src).to_string()),
+            }
         }
         _ => ProxyLine::Invalid,
     }
@@ -308,11 +348,17 @@ fn is_port(s: &str) -> bool {
 }
 
 fn payload_too_large() -> Rejection {
-    Rejection { status: 413, reason: "request body exceeds http_content_length_limit".into() }
+    Rejection {
+        status: 413,
+        reason: "request body exceeds http_content_length_limit".into(),
+    }
 }
 
 fn io_rejection(e: io::Error) -> Rejection {
-    Rejection { status: 500, reason: format!("could not buffer the request body: {e}") }
+    Rejection {
+        status: 500,
+        reason: format!("could not buffer the request body: {e}"),
+    }
 }
 
 #[cfg(test)]
@@ -330,15 +376,26 @@ mod tests {
             _ => panic!("expected a PROXY line"),
         }
         let v6 = b"PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n";
-        assert!(matches!(proxy_line(v6), ProxyLine::Found { source: Some(ref s), .. } if s == "2001:db8::1"));
+        assert!(
+            matches!(proxy_line(v6), ProxyLine::Found { source: Some(ref s), .. } if s == "2001:db8::1")
+        );
     }
 
     #[test]
     fn proxy_detection_waits_for_the_whole_line_and_ignores_plain_http() {
         assert!(matches!(proxy_line(b"PRO"), ProxyLine::Incomplete));
-        assert!(matches!(proxy_line(b"PROXY TCP4 1.2.3.4"), ProxyLine::Incomplete));
-        assert!(matches!(proxy_line(b"GET / HTTP/1.1\r\n"), ProxyLine::Absent));
-        assert!(matches!(proxy_line(b"PROXY UNKNOWN\r\n"), ProxyLine::Found { source: None, .. }));
+        assert!(matches!(
+            proxy_line(b"PROXY TCP4 1.2.3.4"),
+            ProxyLine::Incomplete
+        ));
+        assert!(matches!(
+            proxy_line(b"GET / HTTP/1.1\r\n"),
+            ProxyLine::Absent
+        ));
+        assert!(matches!(
+            proxy_line(b"PROXY UNKNOWN\r\n"),
+            ProxyLine::Found { source: None, .. }
+        ));
     }
 
     #[test]
@@ -361,7 +418,10 @@ mod tests {
     }
 
     fn proxied() -> Limits {
-        Limits { proxy_protocol: true, ..Limits::default() }
+        Limits {
+            proxy_protocol: true,
+            ..Limits::default()
+        }
     }
 
     #[test]
@@ -383,7 +443,9 @@ mod tests {
                 match reader.next_event(limits) {
                     Ok(Event::NeedMore) => break,
                     Ok(Event::Ready(head, body)) => {
-                        let Body::Memory(bytes) = body else { panic!("small bodies stay in memory") };
+                        let Body::Memory(bytes) = body else {
+                            panic!("small bodies stay in memory")
+                        };
                         served.push((head.method, bytes));
                     }
                     Ok(_) => {}

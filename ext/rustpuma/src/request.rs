@@ -22,7 +22,9 @@ use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, V
 use crate::body::Body;
 use crate::gvl::without_gvl_retrying;
 use crate::http::parser::Version;
-use crate::http::response::{body_allowed, parse_content_length, push_content_length, push_header, push_status_line};
+use crate::http::response::{
+    body_allowed, parse_content_length, push_content_length, push_header, push_status_line,
+};
 use crate::http::writing::{Encoder, Writing};
 use crate::outgoing::Outgoing;
 use crate::reactor::{Handoff, Returned, Shared};
@@ -85,7 +87,9 @@ impl Head {
         } else {
             match (self.version, keep_alive) {
                 (Version::Http11, false) => self.bytes.extend_from_slice(b"Connection: close\r\n"),
-                (Version::Http10, true) => self.bytes.extend_from_slice(b"Connection: Keep-Alive\r\n"), // Puma's spelling
+                (Version::Http10, true) => {
+                    self.bytes.extend_from_slice(b"Connection: Keep-Alive\r\n")
+                } // Puma's spelling
                 _ => {}
             }
         }
@@ -124,7 +128,12 @@ fn busy() -> Error {
 
 impl Request {
     pub fn new(handoff: Handoff, shared: Arc<Shared>, no_more_requests: bool) -> Self {
-        Request { handoff: RefCell::new(Some(handoff)), state: RefCell::default(), shared, no_more_requests }
+        Request {
+            handoff: RefCell::new(Some(handoff)),
+            state: RefCell::default(),
+            shared,
+            no_more_requests,
+        }
     }
 
     fn handoff_mut(&self) -> Result<RefMut<'_, Option<Handoff>>, Error> {
@@ -146,11 +155,16 @@ impl Request {
     /// Adds the CGI variables and headers to `env`.
     pub fn fill_env(ruby: &Ruby, rb_self: &Self, env: RHash) -> Result<RHash, Error> {
         let slot = rb_self.handoff.try_borrow().map_err(|_| busy())?;
-        let handoff = slot.as_ref().ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
+        let handoff = slot
+            .as_ref()
+            .ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
         let client = &handoff.client;
         match client.request.as_ref() {
             Some((head, body)) => {
-                let tls = client.stream.is_tls().then(|| client.stream.peer_cert_pem());
+                let tls = client
+                    .stream
+                    .is_tls()
+                    .then(|| client.stream.peer_cert_pem());
                 crate::env::fill(ruby, env, head, &client.remote_addr, body.len(), tls)?
             }
             // A rejected request: only what is known about the client.
@@ -162,13 +176,20 @@ impl Request {
     /// `[status, reason]` when the reactor rejected this request and Ruby's
     /// `lowlevel_error_handler` is to answer it; nil for a normal request.
     pub fn rejection(rb_self: &Self) -> Result<Option<(u16, String)>, Error> {
-        rb_self.with(|h| h.client.rejection.as_ref().map(|r| (r.status, r.reason.clone())))
+        rb_self.with(|h| {
+            h.client
+                .rejection
+                .as_ref()
+                .map(|r| (r.status, r.reason.clone()))
+        })
     }
 
     /// The body when it is in memory (a binary String), else nil.
     pub fn body_string(ruby: &Ruby, rb_self: &Self) -> Result<Option<RString>, Error> {
         rb_self.with(|h| match &h.client.request {
-            Some((_, Body::Memory(bytes))) if !bytes.is_empty() => Some(ruby.str_from_slice(bytes.as_slice())),
+            Some((_, Body::Memory(bytes))) if !bytes.is_empty() => {
+                Some(ruby.str_from_slice(bytes.as_slice()))
+            }
             _ => None,
         })
     }
@@ -178,7 +199,9 @@ impl Request {
     pub fn body_fd(ruby: &Ruby, rb_self: &Self) -> Result<Option<i32>, Error> {
         rb_self
             .with(|h| match &h.client.request {
-                Some((_, Body::File { file, .. })) => file.try_clone().map(|f| Some(f.into_raw_fd())),
+                Some((_, Body::File { file, .. })) => {
+                    file.try_clone().map(|f| Some(f.into_raw_fd()))
+                }
                 _ => Ok(None),
             })?
             .map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))
@@ -190,11 +213,9 @@ impl Request {
 
     /// "GET /path HTTP/1.1", for log lines.
     pub fn request_line(rb_self: &Self) -> Result<String, Error> {
-        rb_self.with(|h| {
-            match h.client.request.as_ref() {
-                Some((head, _)) => format!("{} {} {}", head.method, head.target, head.version.as_str()),
-                None => "-".to_string(),
-            }
+        rb_self.with(|h| match h.client.request.as_ref() {
+            Some((head, _)) => format!("{} {} {}", head.method, head.target, head.version.as_str()),
+            None => "-".to_string(),
         })
     }
 
@@ -205,12 +226,19 @@ impl Request {
     /// `Connection` decided by us except on a `101`. The `Connection` line
     /// and the final blank line are added by [`Head::end`] once the caller
     /// knows whether the body completes.
-    fn head(&self, status: u16, headers: RHash, known_len: Option<u64>, mode: u8) -> Result<Head, Error> {
-        let (version, is_head, wants_keep_alive) = self.with(|h| match h.client.request.as_ref() {
-            Some((head, _)) => (head.version, head.method == "HEAD", head.keep_alive),
-            // A rejected request is answered on HTTP/1.1 and closed.
-            None => (Version::Http11, false, false),
-        })?;
+    fn head(
+        &self,
+        status: u16,
+        headers: RHash,
+        known_len: Option<u64>,
+        mode: u8,
+    ) -> Result<Head, Error> {
+        let (version, is_head, wants_keep_alive) =
+            self.with(|h| match h.client.request.as_ref() {
+                Some((head, _)) => (head.version, head.method == "HEAD", head.keep_alive),
+                // A rejected request is answered on HTTP/1.1 and closed.
+                None => (Version::Http11, false, false),
+            })?;
         let close_after = {
             let state = self.state_mut()?;
             if !matches!(state.writing, Writing::Init) {
@@ -236,7 +264,11 @@ impl Request {
             } else if name.eq_ignore_ascii_case(b"content-length") {
                 // Two spellings of the key are two values: use neither.
                 lengths += 1;
-                app_length = if lengths == 1 { parse_content_length(&value) } else { None };
+                app_length = if lengths == 1 {
+                    parse_content_length(&value)
+                } else {
+                    None
+                };
             } else {
                 if name.eq_ignore_ascii_case(b"transfer-encoding") {
                     app_te = Some(value.clone());
@@ -293,7 +325,13 @@ impl Request {
             keep_alive = false;
             Writing::start(Encoder::CloseDelimited)
         };
-        Ok(Head { bytes, writing, keep_alive, version, upgrade })
+        Ok(Head {
+            bytes,
+            writing,
+            keep_alive,
+            version,
+            upgrade,
+        })
     }
 
     /// Writes the status line and headers, and the body when `parts` (an
@@ -339,7 +377,10 @@ impl Request {
             let value: Value = parts.entry(i as isize)?;
             RString::from_value(value).ok_or_else(|| {
                 let class = value.class().inspect();
-                Error::new(ruby.exception_type_error(), format!("body part is a {class}, not a String"))
+                Error::new(
+                    ruby.exception_type_error(),
+                    format!("body part is a {class}, not a String"),
+                )
             })
         };
         let mut total = 0;
@@ -357,7 +398,9 @@ impl Request {
                 return;
             }
             match pieces.last_mut() {
-                Some(Piece::Copied(last)) if last.len() + bytes.len() <= COALESCE_LIMIT => last.extend_from_slice(bytes),
+                Some(Piece::Copied(last)) if last.len() + bytes.len() <= COALESCE_LIMIT => {
+                    last.extend_from_slice(bytes)
+                }
                 _ => pieces.push(Piece::Copied(bytes.to_vec())),
             }
         };
@@ -443,8 +486,15 @@ impl Request {
     /// one; a file that turns out shorter or longer than that closes the
     /// connection. Small files go out with the head through the reactor,
     /// large ones are read and written without the GVL.
-    pub fn respond_file(ruby: &Ruby, rb_self: &Self, status: u16, headers: RHash, path: String) -> Result<bool, Error> {
-        let file_error = |e: io::Error| Error::new(ruby.exception_io_error(), format!("{path}: {e}"));
+    pub fn respond_file(
+        ruby: &Ruby,
+        rb_self: &Self,
+        status: u16,
+        headers: RHash,
+        path: String,
+    ) -> Result<bool, Error> {
+        let file_error =
+            |e: io::Error| Error::new(ruby.exception_io_error(), format!("{path}: {e}"));
         let mut file = File::open(&path).map_err(file_error)?;
         let size = file.metadata().map_err(file_error)?.len();
         let mut head = rb_self.head(status, headers, Some(size), MODE_NORMAL)?;
@@ -452,7 +502,10 @@ impl Request {
             let mut body = Vec::new();
             if !head.writing.discards() {
                 // One byte more than expected tells a file that grew.
-                (&mut file).take(size + 1).read_to_end(&mut body).map_err(file_error)?;
+                (&mut file)
+                    .take(size + 1)
+                    .read_to_end(&mut body)
+                    .map_err(file_error)?;
             }
             let mut out = Vec::new();
             head.writing.encode(&body, &mut out);
@@ -477,7 +530,9 @@ impl Request {
         }
         let mut writing = std::mem::take(&mut head.writing);
         let mut slot = rb_self.handoff_mut()?;
-        let Some(handoff) = slot.as_mut() else { return Ok(false) };
+        let Some(handoff) = slot.as_mut() else {
+            return Ok(false);
+        };
         let stream = &mut handoff.client.stream;
         let head_bytes = head.bytes;
         let mut head_out = false;
@@ -500,7 +555,10 @@ impl Request {
                     return stream.write_all(&[tail], interrupt);
                 }
                 let frame = writing.frame(&buf[..n]);
-                stream.write_all(&[&frame.prefix, &buf[..frame.take], frame.suffix], interrupt)?;
+                stream.write_all(
+                    &[&frame.prefix, &buf[..frame.take], frame.suffix],
+                    interrupt,
+                )?;
             }
             Ok(())
         });
@@ -552,7 +610,8 @@ impl Request {
                 state.unsent_head.take()
             }
         };
-        let ok = out.is_empty() || rb_self.write_pieces(&[head.as_deref().unwrap_or_default(), &out])?;
+        let ok =
+            out.is_empty() || rb_self.write_pieces(&[head.as_deref().unwrap_or_default(), &out])?;
         Ok(ok && rb_self.state_mut()?.writing.in_body())
     }
 
@@ -634,7 +693,10 @@ impl Request {
             .handoff_mut()?
             .take()
             .ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
-        rb_self.shared.give_back(Returned::Tunnel(handoff, mio::net::UnixStream::from_std(our_end)));
+        rb_self.shared.give_back(Returned::Tunnel(
+            handoff,
+            mio::net::UnixStream::from_std(our_end),
+        ));
         state.hijacked = true;
         state.keep_alive = false;
         Ok(app_end.into_raw_fd())
@@ -664,9 +726,13 @@ impl Request {
                 && !rb_self.shared.stopping();
             (keep, state.pending.take())
         };
-        let Some(mut handoff) = rb_self.handoff_mut()?.take() else { return Ok(()) };
+        let Some(mut handoff) = rb_self.handoff_mut()?.take() else {
+            return Ok(());
+        };
         if let Some(pieces) = pending {
-            rb_self.shared.give_back(Returned::Respond(handoff, Outgoing::new(pieces, keep)));
+            rb_self
+                .shared
+                .give_back(Returned::Respond(handoff, Outgoing::new(pieces, keep)));
         } else if keep {
             handoff.client.reset_for_next_request();
             rb_self.shared.give_back(Returned::KeepAlive(handoff));
@@ -686,7 +752,9 @@ impl Request {
         if self.state_mut()?.broken {
             return Ok(false);
         }
-        let Some(handoff) = slot.as_mut() else { return Ok(false) };
+        let Some(handoff) = slot.as_mut() else {
+            return Ok(false);
+        };
         let stream = &mut handoff.client.stream;
         let ruby = Ruby::get().map_err(|e| io_error(e.to_string()))?;
         let result = without_gvl_retrying(&ruby, |interrupt| stream.write_all(pieces, interrupt));

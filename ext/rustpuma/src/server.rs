@@ -63,8 +63,10 @@ impl Server {
                     let listener = mio::net::TcpListener::from_std(std);
                     match tls {
                         Some(settings) => {
-                            let config = tls::server_config(&tls_options(settings)?)
-                                .map_err(|e| Error::new(ruby.exception_arg_error(), format!("ssl bind: {e}")))?;
+                            let config =
+                                tls::server_config(&tls_options(settings)?).map_err(|e| {
+                                    Error::new(ruby.exception_arg_error(), format!("ssl bind: {e}"))
+                                })?;
                             Listener::Tls(listener, config)
                         }
                         None => Listener::Tcp(listener),
@@ -81,30 +83,47 @@ impl Server {
             };
             Ok(Duration::from_secs_f64(secs.max(0.0)))
         };
-        let timeouts = Timeouts { first_data: seconds("first_data_timeout", 30.0)?, persistent: seconds("persistent_timeout", 65.0)? };
+        let timeouts = Timeouts {
+            first_data: seconds("first_data_timeout", 30.0)?,
+            persistent: seconds("persistent_timeout", 65.0)?,
+        };
         let max_body: Option<u64> = options.lookup(ruby.to_symbol("http_content_length_limit"))?;
         let max_keep_alive: Option<u64> = options.lookup(ruby.to_symbol("max_keep_alive"))?;
         let keep_alives: Option<bool> = options.lookup(ruby.to_symbol("enable_keep_alives"))?;
         let errors_to_app: Option<bool> = options.lookup(ruby.to_symbol("errors_to_app"))?;
-        let methods: Option<Vec<String>> = options.lookup(ruby.to_symbol("supported_http_methods"))?;
+        let methods: Option<Vec<String>> =
+            options.lookup(ruby.to_symbol("supported_http_methods"))?;
         let proxy_protocol: Option<bool> = options.lookup(ruby.to_symbol("proxy_protocol"))?;
         let debug: Option<bool> = options.lookup(ruby.to_symbol("debug"))?;
-        let drain_on_shutdown: Option<bool> = options.lookup(ruby.to_symbol("drain_on_shutdown"))?;
+        let drain_on_shutdown: Option<bool> =
+            options.lookup(ruby.to_symbol("drain_on_shutdown"))?;
         let accept_delay: Option<f64> = options.lookup(ruby.to_symbol("accept_delay"))?;
         let max_threads: Option<usize> = options.lookup(ruby.to_symbol("max_threads"))?;
         let accept_delay = accept_delay
             .filter(|d| *d > 0.0)
             .map(|d| (Duration::from_secs_f64(d), max_threads.unwrap_or(1)));
-        let slow_reader_limit: Option<u64> = options.lookup(ruby.to_symbol("slow_reader_buffer_limit"))?;
-        let slow_reader_limit = slow_reader_limit.map_or(DEFAULT_SLOW_READER_LIMIT, |n| n.try_into().unwrap_or(usize::MAX));
+        let slow_reader_limit: Option<u64> =
+            options.lookup(ruby.to_symbol("slow_reader_buffer_limit"))?;
+        let slow_reader_limit = slow_reader_limit.map_or(DEFAULT_SLOW_READER_LIMIT, |n| {
+            n.try_into().unwrap_or(usize::MAX)
+        });
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
-        let (reactor, shared) =
-            Reactor::new(natives, requests_tx, timeouts, Limits { max_body, errors_to_app: errors_to_app.unwrap_or(false), methods: methods.map(Into::into),
-            proxy_protocol: proxy_protocol.unwrap_or(false),
-            debug: debug.unwrap_or(false),
-            drain_on_shutdown: drain_on_shutdown.unwrap_or(false),
-            accept_delay,
-        }, slow_reader_limit).map_err(io_error)?;
+        let (reactor, shared) = Reactor::new(
+            natives,
+            requests_tx,
+            timeouts,
+            Limits {
+                max_body,
+                errors_to_app: errors_to_app.unwrap_or(false),
+                methods: methods.map(Into::into),
+                proxy_protocol: proxy_protocol.unwrap_or(false),
+                debug: debug.unwrap_or(false),
+                drain_on_shutdown: drain_on_shutdown.unwrap_or(false),
+                accept_delay,
+            },
+            slow_reader_limit,
+        )
+        .map_err(io_error)?;
         Ok(Server {
             reactor: Mutex::new(Some(reactor)),
             pool: Pool::new(requests_rx),
@@ -121,13 +140,22 @@ impl Server {
     /// keep checking in) while serving nobody. The cluster master or the
     /// service manager then replaces it.
     pub fn start(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
-        let Some(reactor) = rb_self.reactor.lock().unwrap().take() else { return Ok(false) };
+        let Some(reactor) = rb_self.reactor.lock().unwrap().take() else {
+            return Ok(false);
+        };
         std::thread::Builder::new()
             .name("rustpuma-reactor".into())
-            .spawn(move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reactor.run())) {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => log::fatal(&format!("! Reactor failed: {reason}; exiting (status 1)")),
-                Err(panic) => log::fatal(&format!("! Reactor thread panicked: {}; exiting (status 1)", panic_message(&panic))),
+            .spawn(move || {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reactor.run())) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(reason)) => {
+                        log::fatal(&format!("! Reactor failed: {reason}; exiting (status 1)"))
+                    }
+                    Err(panic) => log::fatal(&format!(
+                        "! Reactor thread panicked: {}; exiting (status 1)",
+                        panic_message(&panic)
+                    )),
+                }
             })
             .map_err(|e| Error::new(ruby.exception_runtime_error(), e.to_string()))?;
         Ok(true)
@@ -140,7 +168,8 @@ impl Server {
         match rb_self.pool.wait() {
             Wait::Request(handoff) => {
                 let served = handoff.client.served + 1;
-                let last = !rb_self.keep_alives || rb_self.max_keep_alive.is_some_and(|max| served >= max);
+                let last =
+                    !rb_self.keep_alives || rb_self.max_keep_alive.is_some_and(|max| served >= max);
                 Ok(Request::new(handoff, rb_self.shared.clone(), last).into_value_with(ruby))
             }
             Wait::Interrupted => Ok(false.into_value_with(ruby)),
@@ -164,7 +193,10 @@ impl Server {
     /// (Puma resets them whenever stats are read).
     pub fn take_maxima(rb_self: &Self) -> (usize, usize) {
         let shared = &rb_self.shared;
-        (shared.backlog_max.swap(0, Ordering::Relaxed), shared.reactor_max.swap(0, Ordering::Relaxed))
+        (
+            shared.backlog_max.swap(0, Ordering::Relaxed),
+            shared.reactor_max.swap(0, Ordering::Relaxed),
+        )
     }
 }
 

@@ -53,7 +53,10 @@ impl Listener {
             Listener::Tls(l, config) => {
                 let (s, addr) = l.accept()?;
                 let _ = s.set_nodelay(true);
-                Ok((Stream::Tls(Box::new(TlsStream::new(s, config.clone())?)), addr.ip().to_string()))
+                Ok((
+                    Stream::Tls(Box::new(TlsStream::new(s, config.clone())?)),
+                    addr.ip().to_string(),
+                ))
             }
         }
     }
@@ -170,7 +173,9 @@ impl Stream {
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(deadline, interrupt)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_writable(deadline, interrupt)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -184,10 +189,16 @@ impl Stream {
     fn wait_writable(&self, deadline: Instant, interrupt: &Interrupt) -> io::Result<()> {
         loop {
             if interrupt.is_set() {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted by Ruby"));
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "interrupted by Ruby",
+                ));
             }
             if Instant::now() >= deadline {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "client did not read the response"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client did not read the response",
+                ));
             }
             let mut fds = [PollFd::new(self.fd(), PollFlags::POLLOUT)];
             match poll(&mut fds, PollTimeout::from(POLL_SLICE_MS)) {

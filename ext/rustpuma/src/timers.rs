@@ -22,7 +22,10 @@ pub struct Sweep {
 impl Sweep {
     pub fn new(shortest_timeout: Duration) -> Self {
         let interval = (shortest_timeout / 4).clamp(MIN_INTERVAL, MAX_INTERVAL);
-        Sweep { interval, next: Instant::now() + interval }
+        Sweep {
+            interval,
+            next: Instant::now() + interval,
+        }
     }
 
     /// How long the reactor may sleep before the next sweep.
@@ -46,7 +49,10 @@ mod tests {
 
     #[test]
     fn interval_is_a_quarter_of_the_shortest_timeout_within_bounds() {
-        assert_eq!(Sweep::new(Duration::from_secs(1)).interval, Duration::from_millis(250));
+        assert_eq!(
+            Sweep::new(Duration::from_secs(1)).interval,
+            Duration::from_millis(250)
+        );
         assert_eq!(Sweep::new(Duration::from_secs(65)).interval, MAX_INTERVAL);
         assert_eq!(Sweep::new(Duration::ZERO).interval, MIN_INTERVAL);
     }

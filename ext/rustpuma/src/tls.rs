@@ -54,8 +54,12 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> 
         return Err(format!("no PEM certificate found in {cert_name}"));
     }
     let key: PrivateKeyDer<'static> = match (&options.key_pem, &options.key) {
-        (Some(pem), _) => PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("key_pem: {e}"))?,
-        (None, Some(path)) => PrivateKeyDer::from_pem_file(path).map_err(|e| format!("key {path}: {e}"))?,
+        (Some(pem), _) => {
+            PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("key_pem: {e}"))?
+        }
+        (None, Some(path)) => {
+            PrivateKeyDer::from_pem_file(path).map_err(|e| format!("key {path}: {e}"))?
+        }
         (None, None) => return Err("ssl bind needs key (or key_pem)".into()),
     };
 
@@ -67,23 +71,38 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> 
     let builder = match mode {
         "none" => builder.with_no_client_auth(),
         "peer" | "force_peer" => {
-            let ca = options.ca.as_ref().ok_or_else(|| format!("verify_mode {mode} needs ca"))?;
+            let ca = options
+                .ca
+                .as_ref()
+                .ok_or_else(|| format!("verify_mode {mode} needs ca"))?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("ca {ca}: {e}"))? {
-                roots.add(cert.map_err(|e| format!("ca {ca}: {e}"))?).map_err(|e| format!("ca {ca}: {e}"))?;
+                roots
+                    .add(cert.map_err(|e| format!("ca {ca}: {e}"))?)
+                    .map_err(|e| format!("ca {ca}: {e}"))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if mode == "peer" { verifier.allow_unauthenticated() } else { verifier };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("ca {ca}: {e}"))?)
+            let verifier = if mode == "peer" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder
+                .with_client_cert_verifier(verifier.build().map_err(|e| format!("ca {ca}: {e}"))?)
         }
-        other => return Err(format!("unknown verify_mode {other:?} (none, peer or force_peer)")),
+        other => {
+            return Err(format!(
+                "unknown verify_mode {other:?} (none, peer or force_peer)"
+            ))
+        }
     };
     let key_name = match (&options.key_pem, &options.key) {
         (None, Some(path)) => format!("key {path}"),
         _ => "key_pem".to_string(),
     };
-    let mut config =
-        builder.with_single_cert(certs, key).map_err(|e| format!("{cert_name} with {key_name}: {e}"))?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{cert_name} with {key_name}: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

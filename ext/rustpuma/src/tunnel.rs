@@ -41,7 +41,14 @@ impl Tunnel {
     /// websocket frames, say): they go to the app first.
     pub fn new(mut client: Box<Client>, pair: UnixStream, pair_key: usize) -> Self {
         let to_app = client.take_buffered();
-        Tunnel { client, pair, pair_key, to_app, to_client: Vec::new(), client_eof: false }
+        Tunnel {
+            client,
+            pair,
+            pair_key,
+            to_app,
+            to_client: Vec::new(),
+            client_eof: false,
+        }
     }
 
     /// Moves bytes both ways until neither side can make progress, or
@@ -106,7 +113,11 @@ impl Tunnel {
                 }
             }
             if !self.to_client.is_empty() {
-                match self.client.stream.write_vectored(&[IoSlice::new(&self.to_client)]) {
+                match self
+                    .client
+                    .stream
+                    .write_vectored(&[IoSlice::new(&self.to_client)])
+                {
                     Ok(n) => {
                         self.to_client.drain(..n);
                         progress |= n > 0;
@@ -126,7 +137,10 @@ impl Tunnel {
     /// Best effort: send what is left, then let the caller close.
     fn finish(&mut self) -> io::Result<Option<Pumped>> {
         if !self.to_client.is_empty() {
-            let _ = self.client.stream.write_vectored(&[IoSlice::new(&self.to_client)]);
+            let _ = self
+                .client
+                .stream
+                .write_vectored(&[IoSlice::new(&self.to_client)]);
         }
         let _ = self.client.stream.flush_pending();
         Ok(None)

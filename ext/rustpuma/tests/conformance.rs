@@ -27,11 +27,23 @@ struct Outcome {
 
 impl Outcome {
     fn rejected(status: u16, detail: String) -> Self {
-        Outcome { status: Some(status), detail, head: None, body: Vec::new(), rest: Vec::new() }
+        Outcome {
+            status: Some(status),
+            detail,
+            head: None,
+            body: Vec::new(),
+            rest: Vec::new(),
+        }
     }
 
     fn waiting(what: &str) -> Self {
-        Outcome { status: None, detail: format!("incomplete {what}"), head: None, body: Vec::new(), rest: Vec::new() }
+        Outcome {
+            status: None,
+            detail: format!("incomplete {what}"),
+            head: None,
+            body: Vec::new(),
+            rest: Vec::new(),
+        }
     }
 }
 
@@ -79,13 +91,19 @@ fn serve(reads: &[&[u8]]) -> Outcome {
                         break;
                     }
                     Ok((consumed, false)) => {
-                        assert_eq!(consumed, input.len(), "an unfinished decoder consumes everything");
+                        assert_eq!(
+                            consumed,
+                            input.len(),
+                            "an unfinished decoder consumes everything"
+                        );
                         match reads.next() {
                             Some(read) => input = read.to_vec(),
                             None => return Outcome::waiting("chunked body"),
                         }
                     }
-                    Err(DecodeError::Chunk(e)) => return Outcome::rejected(e.status(), e.to_string()),
+                    Err(DecodeError::Chunk(e)) => {
+                        return Outcome::rejected(e.status(), e.to_string())
+                    }
                     Err(DecodeError::Sink(never)) => match never {},
                 }
             }
@@ -95,23 +113,38 @@ fn serve(reads: &[&[u8]]) -> Outcome {
     for read in reads {
         pending.extend_from_slice(read);
     }
-    Outcome { status: Some(200), detail: String::new(), head: Some(head), body, rest: pending }
+    Outcome {
+        status: Some(200),
+        detail: String::new(),
+        head: Some(head),
+        body,
+        rest: pending,
+    }
 }
 
 /// Every character of the table's strings stands for one byte.
 fn bytes_of(field: &str, text: &str) -> Vec<u8> {
     text.chars()
-        .map(|c| u8::try_from(u32::from(c)).unwrap_or_else(|_| panic!("{field}: code point {c:?} above 255")))
+        .map(|c| {
+            u8::try_from(u32::from(c))
+                .unwrap_or_else(|_| panic!("{field}: code point {c:?} above 255"))
+        })
         .collect()
 }
 
 fn request_bytes(case: &Value) -> Vec<u8> {
-    let mut request = case["request"].as_str().expect("request is a string").to_owned();
+    let mut request = case["request"]
+        .as_str()
+        .expect("request is a string")
+        .to_owned();
     if let Some(repeat) = case.get("repeat") {
         let marker = repeat["marker"].as_str().expect("repeat.marker");
         let unit = repeat["char"].as_str().expect("repeat.char");
         let count = repeat["count"].as_u64().expect("repeat.count") as usize;
-        assert!(request.contains(marker), "repeat marker missing from request");
+        assert!(
+            request.contains(marker),
+            "repeat marker missing from request"
+        );
         request = request.replace(marker, &unit.repeat(count));
     }
     bytes_of("request", &request)
@@ -147,7 +180,10 @@ fn check(case: &Value, outcome: &Outcome) -> Vec<String> {
     if let Some(expected) = case.get("keep_alive") {
         let expected = expected.as_bool().expect("keep_alive is a bool");
         if expected != head.keep_alive {
-            problems.push(format!("keep_alive: expected {expected}, got {}", head.keep_alive));
+            problems.push(format!(
+                "keep_alive: expected {expected}, got {}",
+                head.keep_alive
+            ));
         }
     }
     // "rest" defaults to empty: a stray unconsumed byte is always a bug.
@@ -175,14 +211,20 @@ fn check_split_replays(request: &[u8], whole: &Outcome) -> Vec<String> {
         let (a, b) = request.split_at(i);
         let split = serve(&[a, b]);
         if &split != whole {
-            problems.push(format!("split at byte {i}: {:?} ({})", split.status, split.detail));
+            problems.push(format!(
+                "split at byte {i}: {:?} ({})",
+                split.status, split.detail
+            ));
             break;
         }
     }
     let single_bytes: Vec<&[u8]> = request.chunks(1).collect();
     let trickled = serve(&single_bytes);
     if &trickled != whole {
-        problems.push(format!("byte by byte: {:?} ({})", trickled.status, trickled.detail));
+        problems.push(format!(
+            "byte by byte: {:?} ({})",
+            trickled.status, trickled.detail
+        ));
     }
     problems
 }
@@ -191,7 +233,8 @@ fn check_split_replays(request: &[u8], whole: &Outcome) -> Vec<String> {
 fn http_cases_table() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/http_cases.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let cases: Vec<Value> = serde_json::from_str(&text).expect("spec/http_cases.json is valid JSON");
+    let cases: Vec<Value> =
+        serde_json::from_str(&text).expect("spec/http_cases.json is valid JSON");
 
     let mut failures = Vec::new();
     let mut ran = 0;

@@ -197,7 +197,11 @@ impl ChunkedDecoder {
     /// Bytes of the current chunk announced but not received yet.
     #[must_use]
     pub fn pending(&self) -> u64 {
-        if self.state == State::Data { self.remaining } else { 0 }
+        if self.state == State::Data {
+            self.remaining
+        } else {
+            0
+        }
     }
 
     /// Whether the final CRLF has been consumed.
@@ -273,9 +277,7 @@ impl ChunkedDecoder {
                     self.state = State::TrailerLf;
                 }
                 b'\n' => return Err(bad("bare LF in trailer")),
-                _ if is_forbidden_control(b) => {
-                    return Err(bad("control character in trailer"))
-                }
+                _ if is_forbidden_control(b) => return Err(bad("control character in trailer")),
                 _ => {
                     self.trailer_byte()?;
                     self.state = State::Trailer;
@@ -634,5 +636,4 @@ mod tests {
         decoder.decode(b"defghijklmnop\r\n", &mut sink).unwrap();
         assert_eq!(decoder.pending(), 0);
     }
-
 }

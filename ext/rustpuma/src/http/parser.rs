@@ -274,7 +274,10 @@ impl HeadScanner {
         let view = &buf[..buf.len().min(MAX_HEADER_BYTES)];
 
         if !self.leading_done {
-            while view.len() >= self.pos + 2 && view[self.pos] == b'\r' && view[self.pos + 1] == b'\n' {
+            while view.len() >= self.pos + 2
+                && view[self.pos] == b'\r'
+                && view[self.pos + 1] == b'\n'
+            {
                 self.pos += 2;
                 self.work += 2;
             }
@@ -311,13 +314,18 @@ impl HeadScanner {
                 if cr - self.request_line_start > MAX_URI_BYTES + REQUEST_LINE_SLACK {
                     return Err(ParseError::UriTooLong);
                 }
-                check_request_line(&view[self.request_line_start..cr + 2], cr - self.request_line_start)?;
+                check_request_line(
+                    &view[self.request_line_start..cr + 2],
+                    cr - self.request_line_start,
+                )?;
                 self.request_line_end = Some(cr);
             } else if cr == self.line_start {
                 return Ok(Some(cr + 2));
             } else {
                 if matches!(view[self.line_start], b' ' | b'\t') {
-                    return Err(bad("obsolete line folding or whitespace before header name"));
+                    return Err(bad(
+                        "obsolete line folding or whitespace before header name",
+                    ));
                 }
                 self.header_lines += 1;
             }
@@ -375,7 +383,9 @@ impl NotHttp {
 /// is named so the log says what happened. `line` starts at the request line
 /// and may be incomplete.
 fn check_opening(line: &[u8]) -> Result<(), ParseError> {
-    let Some(&first) = line.first() else { return Ok(()) };
+    let Some(&first) = line.first() else {
+        return Ok(());
+    };
     // Decided on the first byte alone (a TLS record of type handshake), so
     // the reason does not depend on whether the second byte came with it.
     if first == 0x16 {
@@ -765,8 +775,14 @@ mod tests {
         assert_eq!(
             head.headers,
             vec![
-                Header { name: "Host".into(), value: b"example.com".to_vec() },
-                Header { name: "Accept".into(), value: b"*/*".to_vec() },
+                Header {
+                    name: "Host".into(),
+                    value: b"example.com".to_vec()
+                },
+                Header {
+                    name: "Accept".into(),
+                    value: b"*/*".to_vec()
+                },
             ]
         );
         assert_eq!(head.header("host"), Some(&b"example.com"[..]));
@@ -892,9 +908,22 @@ mod tests {
         for v in ["HTTP/1.2", "HTTP/1.9"] {
             let input = format!("GET / {v}\r\nHost: x\r\n\r\n");
             let head = ok(input.as_bytes());
-            assert_eq!((head.version, head.keep_alive), (Version::Http11, true), "{v}");
+            assert_eq!(
+                (head.version, head.keep_alive),
+                (Version::Http11, true),
+                "{v}"
+            );
         }
-        for v in ["HTTP/2.0", "HTTP/0.9", "HTTP/1.", "HTTP/1.10", "HTTP/1.a", "HTTP/1", "HTTP/11.1", "HTTPS/1.1"] {
+        for v in [
+            "HTTP/2.0",
+            "HTTP/0.9",
+            "HTTP/1.",
+            "HTTP/1.10",
+            "HTTP/1.a",
+            "HTTP/1",
+            "HTTP/11.1",
+            "HTTPS/1.1",
+        ] {
             let input = format!("GET / {v}\r\n\r\n");
             assert_eq!(status(input.as_bytes()), 400, "{v}");
         }
@@ -1079,14 +1108,31 @@ mod tests {
         assert_eq!(cl("42"), Ok(BodyFraming::Length(42)));
         assert_eq!(cl("007"), Ok(BodyFraming::Length(7)));
         assert_eq!(cl("  5\t"), Ok(BodyFraming::Length(5)));
-        assert_eq!(cl("18446744073709551615"), Ok(BodyFraming::Length(u64::MAX)));
+        assert_eq!(
+            cl("18446744073709551615"),
+            Ok(BodyFraming::Length(u64::MAX))
+        );
         assert_eq!(cl("5, 5"), Ok(BodyFraming::Length(5)));
         assert_eq!(cl("5,5,5"), Ok(BodyFraming::Length(5)));
         for bad_value in [
-            "", "-1", "+5", "5 5", "0x10", "1.0", "abc", "5,", ",5", "5, 6", "18446744073709551616",
+            "",
+            "-1",
+            "+5",
+            "5 5",
+            "0x10",
+            "1.0",
+            "abc",
+            "5,",
+            ",5",
+            "5, 6",
+            "18446744073709551616",
             "99999999999999999999999",
         ] {
-            assert_eq!(cl(bad_value).map_err(|e| e.status()), Err(400), "{bad_value:?}");
+            assert_eq!(
+                cl(bad_value).map_err(|e| e.status()),
+                Err(400),
+                "{bad_value:?}"
+            );
         }
     }
 
@@ -1094,8 +1140,14 @@ mod tests {
     fn repeated_content_length_headers() {
         let head = ok(b"POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n");
         assert_eq!(head.framing, BodyFraming::Length(3));
-        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: x\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: x\r\n\r\n"),
+            400
+        );
     }
 
     #[test]
@@ -1114,11 +1166,13 @@ mod tests {
 
     #[test]
     fn transfer_encoding_wins_over_content_length_and_closes() {
-        let head = ok(b"POST / HTTP/1.1\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let head =
+            ok(b"POST / HTTP/1.1\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(head.framing, BodyFraming::Chunked);
         assert!(!head.keep_alive);
         // Content-Length is ignored entirely, even when malformed.
-        let head = ok(b"POST / HTTP/1.1\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let head =
+            ok(b"POST / HTTP/1.1\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(head.framing, BodyFraming::Chunked);
     }
 
@@ -1153,7 +1207,9 @@ mod tests {
             let input = format!(
                 "POST / HTTP/1.1\r\nTransfer-Encoding: {a}\r\nTransfer-Encoding: {b}\r\n\r\n"
             );
-            parse_head(input.as_bytes()).map(|_| 200).unwrap_or_else(|e| e.status())
+            parse_head(input.as_bytes())
+                .map(|_| 200)
+                .unwrap_or_else(|e| e.status())
         };
         assert_eq!(two("chunked", "chunked"), 400);
         assert_eq!(two("chunked", "gzip"), 400);
@@ -1167,19 +1223,25 @@ mod tests {
         assert!(!ka(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
         assert!(!ka(b"GET / HTTP/1.1\r\nConnection: CLOSE\r\n\r\n"));
         assert!(!ka(b"GET / HTTP/1.1\r\nConnection: upgrade, Close\r\n\r\n"));
-        assert!(!ka(b"GET / HTTP/1.1\r\nConnection: te\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nConnection: te\r\nConnection: close\r\n\r\n"
+        ));
         assert!(ka(b"GET / HTTP/1.1\r\nConnection: closed\r\n\r\n"));
         assert!(ka(b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"));
         assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
         assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
         assert!(ka(b"GET / HTTP/1.0\r\nConnection: foo, keep-alive\r\n\r\n"));
-        assert!(!ka(b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+        ));
     }
 
     #[test]
     fn expect_continue() {
         let ec = |input: &[u8]| ok(input).expect_continue;
-        assert!(ec(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"));
+        assert!(ec(
+            b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+        ));
         assert!(ec(b"POST / HTTP/1.1\r\nexpect: 100-Continue\r\n\r\n"));
         assert!(!ec(b"POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n"));
         assert!(!ec(b"POST / HTTP/1.1\r\n\r\n"));
@@ -1205,11 +1267,16 @@ mod tests {
     #[test]
     fn find_line_break_matches_a_naive_search() {
         let naive = |buf: &[u8], from: usize| {
-            buf[from..].iter().position(|&b| b == b'\r' || b == b'\n').map(|p| from + p)
+            buf[from..]
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .map(|p| from + p)
         };
         // Every position and neighbour of CR/LF, including bytes whose
         // subtraction borrows (0x00, 0x0B, 0x0E, 0x8D, 0xFF) next to them.
-        let alphabet = [b'a', b'\r', b'\n', 0x00, 0x0b, 0x0c, 0x0e, 0x09, 0x8d, 0x8a, 0xff, 0x01];
+        let alphabet = [
+            b'a', b'\r', b'\n', 0x00, 0x0b, 0x0c, 0x0e, 0x09, 0x8d, 0x8a, 0xff, 0x01,
+        ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for len in 0..40 {
             for _ in 0..200 {
@@ -1219,11 +1286,19 @@ mod tests {
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
                         let pick = (seed % 24) as usize;
-                        if pick < alphabet.len() { alphabet[pick] } else { b'x' }
+                        if pick < alphabet.len() {
+                            alphabet[pick]
+                        } else {
+                            b'x'
+                        }
                     })
                     .collect();
                 for from in 0..=len {
-                    assert_eq!(find_line_break(&buf, from), naive(&buf, from), "{buf:?} from {from}");
+                    assert_eq!(
+                        find_line_break(&buf, from),
+                        naive(&buf, from),
+                        "{buf:?} from {from}"
+                    );
                 }
             }
         }
@@ -1258,9 +1333,19 @@ mod tests {
         assert_eq!(head.headers.len(), 2000);
         // Each byte is looked at once, plus once more for a CR that arrived
         // without its LF; rescanning would be ~len²/2 (here ~3·10⁹).
-        assert!(scanner.work() <= 2 * input.len(), "{} for {} bytes", scanner.work(), input.len());
+        assert!(
+            scanner.work() <= 2 * input.len(),
+            "{} for {} bytes",
+            scanner.work(),
+            input.len()
+        );
         let mut by_lines = HeadScanner::new();
-        for line_end in input.windows(2).enumerate().filter(|(_, w)| w == b"\r\n").map(|(i, _)| i + 2) {
+        for line_end in input
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w == b"\r\n")
+            .map(|(i, _)| i + 2)
+        {
             let _ = by_lines.parse(&input[..line_end]);
         }
         assert!(by_lines.work() <= input.len() + 4000, "{}", by_lines.work());
@@ -1298,7 +1383,10 @@ mod tests {
             _ => None,
         };
         // A TLS ClientHello's record header, even before the rest arrives.
-        assert_eq!(not_http(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), Some(NotHttp::Tls));
+        assert_eq!(
+            not_http(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+            Some(NotHttp::Tls)
+        );
         assert_eq!(not_http(b"\x16"), Some(NotHttp::Tls));
         assert_eq!(not_http(b"SSH-2.0-OpenSSH_9.2p1\r\n"), Some(NotHttp::Ssh));
         assert_eq!(not_http(b"SSH-"), Some(NotHttp::Ssh));
@@ -1309,7 +1397,9 @@ mod tests {
         assert_eq!(not_http(b"\x16\x01"), Some(NotHttp::Tls));
         assert_eq!(not_http(b"\x16\xffGE"), Some(NotHttp::Tls));
         assert_eq!(ParseError::NotHttp(NotHttp::Tls).status(), 400);
-        assert!(ParseError::NotHttp(NotHttp::Tls).reason().contains("TLS handshake on a plain port"));
+        assert!(ParseError::NotHttp(NotHttp::Tls)
+            .reason()
+            .contains("TLS handshake on a plain port"));
         // Prefixes of real requests wait.
         for partial in [&b"G"[..], b"SSH", b"\r\n", b"\r", b"GET / HTTP/1.1\r\n"] {
             assert_eq!(parse_head(partial), Ok(Parsed::Partial), "{partial:?}");
@@ -1318,9 +1408,13 @@ mod tests {
 
     #[test]
     fn a_bad_request_line_fails_before_the_rest_of_the_head() {
-        for line in [&b"GARBAGE\r\n"[..], b"GET / HTTP/2.0\r\n", b"GET /a b HTTP/1.1\r\n", b"GET / HTTP/1.1 \r\n"] {
+        for line in [
+            &b"GARBAGE\r\n"[..],
+            b"GET / HTTP/2.0\r\n",
+            b"GET /a b HTTP/1.1\r\n",
+            b"GET / HTTP/1.1 \r\n",
+        ] {
             assert_eq!(status(line), 400, "{line:?}");
         }
     }
-
 }

@@ -107,8 +107,20 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 
@@ -122,7 +134,9 @@ pub fn is_valid_header_name(name: &[u8]) -> bool {
 /// obs-text (0x80-0xFF) is allowed since Rack strings may be UTF-8.
 #[must_use]
 pub fn is_valid_header_value(value: &[u8]) -> bool {
-    value.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+    value
+        .iter()
+        .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
 /// Rack keys that are for the server, not the client: `rack.*` (e.g.
@@ -212,7 +226,9 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
     if trimmed.is_empty() || trimmed.len() > 19 || !trimmed.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    trimmed.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    trimmed.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// Whether a response with this status may carry a body. 1xx, 204 and 304
@@ -296,10 +312,22 @@ mod tests {
     fn status_lines() {
         assert_eq!(status_line(Version::Http11, 200), b"HTTP/1.1 200 OK\r\n");
         assert_eq!(status_line(Version::Http10, 200), b"HTTP/1.0 200 OK\r\n");
-        assert_eq!(status_line(Version::Http11, 404), b"HTTP/1.1 404 Not Found\r\n");
-        assert_eq!(status_line(Version::Http10, 304), b"HTTP/1.0 304 Not Modified\r\n");
-        assert_eq!(status_line(Version::Http11, 599), b"HTTP/1.1 599 CUSTOM\r\n");
-        assert_eq!(status_line(Version::Http11, 103), b"HTTP/1.1 103 Early Hints\r\n");
+        assert_eq!(
+            status_line(Version::Http11, 404),
+            b"HTTP/1.1 404 Not Found\r\n"
+        );
+        assert_eq!(
+            status_line(Version::Http10, 304),
+            b"HTTP/1.0 304 Not Modified\r\n"
+        );
+        assert_eq!(
+            status_line(Version::Http11, 599),
+            b"HTTP/1.1 599 CUSTOM\r\n"
+        );
+        assert_eq!(
+            status_line(Version::Http11, 103),
+            b"HTTP/1.1 103 Early Hints\r\n"
+        );
     }
 
     #[test]
@@ -313,7 +341,18 @@ mod tests {
     fn header_names() {
         assert!(is_valid_header_name(b"Content-Type"));
         assert!(is_valid_header_name(b"x!#$%&'*+-.^_`|~09az"));
-        for bad in [&b""[..], b"A B", b"A:B", b"A\r", b"A\n", b"A\0", b"(x)", b"a\"", b"\xc3\xa9", b"a/b"] {
+        for bad in [
+            &b""[..],
+            b"A B",
+            b"A:B",
+            b"A\r",
+            b"A\n",
+            b"A\0",
+            b"(x)",
+            b"a\"",
+            b"\xc3\xa9",
+            b"a/b",
+        ] {
             assert!(!is_valid_header_name(bad), "{bad:?}");
         }
     }
@@ -323,14 +362,25 @@ mod tests {
         assert!(is_valid_header_value(b""));
         assert!(is_valid_header_value(b"text/html; charset=utf-8"));
         assert!(is_valid_header_value(b"a\tb \xc3\xa9 ~"));
-        for bad in [&b"a\rb"[..], b"a\nb", b"\0", b"a\x01", b"\x1f", b"\x7f", b"\x1b[31m"] {
+        for bad in [
+            &b"a\rb"[..],
+            b"a\nb",
+            b"\0",
+            b"a\x01",
+            b"\x1f",
+            b"\x7f",
+            b"\x1b[31m",
+        ] {
             assert!(!is_valid_header_value(bad), "{bad:?}");
         }
     }
 
     #[test]
     fn plain_header() {
-        assert_eq!(header(b"Content-Type", b"text/plain"), (b"Content-Type: text/plain\r\n".to_vec(), 1));
+        assert_eq!(
+            header(b"Content-Type", b"text/plain"),
+            (b"Content-Type: text/plain\r\n".to_vec(), 1)
+        );
     }
 
     #[test]
@@ -346,7 +396,10 @@ mod tests {
         );
         // Like Ruby's split: trailing empty parts vanish, inner ones stay.
         assert_eq!(header(b"X", b"a\n"), (b"X: a\r\n".to_vec(), 1));
-        assert_eq!(header(b"X", b"a\n\nb"), (b"X: a\r\nX: \r\nX: b\r\n".to_vec(), 3));
+        assert_eq!(
+            header(b"X", b"a\n\nb"),
+            (b"X: a\r\nX: \r\nX: b\r\n".to_vec(), 3)
+        );
         assert_eq!(header(b"X", b"\n"), (Vec::new(), 0));
     }
 
@@ -358,7 +411,10 @@ mod tests {
             (b"Location: Set-Cookie: evil=1\r\n".to_vec(), 1)
         );
         assert_eq!(header(b"X", b"a\rb"), (Vec::new(), 0));
-        assert_eq!(header(b"X", b"ok\nbad\0\nfine"), (b"X: ok\r\nX: fine\r\n".to_vec(), 2));
+        assert_eq!(
+            header(b"X", b"ok\nbad\0\nfine"),
+            (b"X: ok\r\nX: fine\r\n".to_vec(), 2)
+        );
     }
 
     #[test]
@@ -381,7 +437,10 @@ mod tests {
         let mut out = Vec::new();
         push_content_length(&mut out, 0);
         push_content_length(&mut out, 1234567890123);
-        assert_eq!(out, b"Content-Length: 0\r\nContent-Length: 1234567890123\r\n");
+        assert_eq!(
+            out,
+            b"Content-Length: 0\r\nContent-Length: 1234567890123\r\n"
+        );
     }
 
     #[test]
@@ -428,8 +487,23 @@ mod tests {
     fn content_length_values() {
         assert_eq!(parse_content_length(b"0"), Some(0));
         assert_eq!(parse_content_length(b" 42 "), Some(42));
-        assert_eq!(parse_content_length(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
-        for bad in [&b""[..], b" ", b"5\n6", b"5\n5", b"+5", b"-1", b"0x10", b"5 5", b"1e3", b"abc", b"99999999999999999999"] {
+        assert_eq!(
+            parse_content_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            &b""[..],
+            b" ",
+            b"5\n6",
+            b"5\n5",
+            b"+5",
+            b"-1",
+            b"0x10",
+            b"5 5",
+            b"1e3",
+            b"abc",
+            b"99999999999999999999",
+        ] {
             assert_eq!(parse_content_length(bad), None, "{bad:?}");
         }
     }

@@ -86,7 +86,10 @@ impl Writing {
                     // the client, where it would be read as the next response.
                     *self = Writing::Closed;
                 }
-                Frame { take, ..Frame::default() }
+                Frame {
+                    take,
+                    ..Frame::default()
+                }
             }
             Encoder::Chunked => {
                 if len == 0 {
@@ -95,9 +98,16 @@ impl Writing {
                 }
                 let mut prefix = Vec::with_capacity(20);
                 push_chunk_head(&mut prefix, len);
-                Frame { prefix, take: len, suffix: CHUNK_END }
+                Frame {
+                    prefix,
+                    take: len,
+                    suffix: CHUNK_END,
+                }
             }
-            Encoder::CloseDelimited => Frame { take: len, ..Frame::default() },
+            Encoder::CloseDelimited => Frame {
+                take: len,
+                ..Frame::default()
+            },
             Encoder::AppChunked(decoder) => {
                 let mut ignore = |_: &[u8]| Ok::<(), ()>(());
                 match decoder.decode(data, &mut ignore) {
@@ -106,7 +116,10 @@ impl Writing {
                             // Bytes after the app's last chunk.
                             *self = Writing::Closed;
                         }
-                        Frame { take, ..Frame::default() }
+                        Frame {
+                            take,
+                            ..Frame::default()
+                        }
                     }
                     Err(_) => {
                         // The app's framing is broken; what went out so far
@@ -136,7 +149,9 @@ impl Writing {
         let (next, tail) = match self {
             Writing::Body(Encoder::Length(0)) => (Writing::Done, &b""[..]),
             Writing::Body(Encoder::Chunked) => (Writing::Done, LAST_CHUNK),
-            Writing::Body(Encoder::AppChunked(decoder)) if decoder.is_done() => (Writing::Done, &b""[..]),
+            Writing::Body(Encoder::AppChunked(decoder)) if decoder.is_done() => {
+                (Writing::Done, &b""[..])
+            }
             Writing::Body(Encoder::Discard) => (Writing::Done, &b""[..]),
             Writing::Done => (Writing::Done, &b""[..]),
             // Short of the declared length, an unfinished app-encoded stream,
@@ -209,7 +224,10 @@ mod tests {
     #[test]
     fn chunked_ends_with_the_last_chunk() {
         let mut w = Writing::start(Encoder::Chunked);
-        assert_eq!(send(&mut w, &[b"ab", b"", b"cde"]), b"2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n");
+        assert_eq!(
+            send(&mut w, &[b"ab", b"", b"cde"]),
+            b"2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"
+        );
         assert!(w.is_done());
     }
 
@@ -242,14 +260,20 @@ mod tests {
     #[test]
     fn app_chunked_passes_through_and_keeps_a_finished_stream() {
         let mut w = Writing::start(Encoder::AppChunked(ChunkedDecoder::new()));
-        assert_eq!(send(&mut w, &[b"5\r\nhel", b"lo\r\n0\r\n\r\n"]), b"5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(
+            send(&mut w, &[b"5\r\nhel", b"lo\r\n0\r\n\r\n"]),
+            b"5\r\nhello\r\n0\r\n\r\n"
+        );
         assert!(w.is_done());
     }
 
     #[test]
     fn app_chunked_cuts_what_follows_the_last_chunk() {
         let mut w = Writing::start(Encoder::AppChunked(ChunkedDecoder::new()));
-        assert_eq!(send(&mut w, &[b"0\r\n\r\nHTTP/1.1 200 OK\r\n"]), b"0\r\n\r\n");
+        assert_eq!(
+            send(&mut w, &[b"0\r\n\r\nHTTP/1.1 200 OK\r\n"]),
+            b"0\r\n\r\n"
+        );
         assert!(matches!(w, Writing::Closed));
     }
 
@@ -268,7 +292,11 @@ mod tests {
         let mut w = Writing::start(Encoder::Chunked);
         assert_eq!(
             w.frame(&[0; 26]),
-            Frame { prefix: b"1a\r\n".to_vec(), take: 26, suffix: b"\r\n" }
+            Frame {
+                prefix: b"1a\r\n".to_vec(),
+                take: 26,
+                suffix: b"\r\n"
+            }
         );
         let mut w = Writing::start(Encoder::Length(4));
         assert_eq!(w.frame(&[0; 6]).take, 4);

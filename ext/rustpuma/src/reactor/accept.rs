@@ -37,17 +37,30 @@ impl Reactor {
 
     pub(super) fn accept_pending(&mut self, index: usize) {
         loop {
-            let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else { return };
+            let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, remote_addr)) => {
                     let entry = self.clients.vacant_entry();
                     let key = entry.key();
                     let mut client = Box::new(Client::new(stream, remote_addr));
-                    if self.poll.registry().register(client.stream.source(), Token(key), Interest::READABLE).is_err() {
+                    if self
+                        .poll
+                        .registry()
+                        .register(client.stream.source(), Token(key), Interest::READABLE)
+                        .is_err()
+                    {
                         continue;
                     }
-                    entry.insert(Slot::Waiting { client, deadline: far_future() });
-                    let held = self.clients.len().saturating_sub(self.busy + self.tunnel_slots);
+                    entry.insert(Slot::Waiting {
+                        client,
+                        deadline: far_future(),
+                    });
+                    let held = self
+                        .clients
+                        .len()
+                        .saturating_sub(self.busy + self.tunnel_slots);
                     self.shared.reactor_max.fetch_max(held, Ordering::Relaxed);
                     self.set_deadline(key, self.timeouts.first_data);
                     // The client may have sent its request with the handshake.
@@ -83,13 +96,18 @@ pub(super) struct AcceptErrors {
 impl AcceptErrors {
     fn report(&mut self, e: &io::Error) {
         let now = Instant::now();
-        if self.last_logged.is_some_and(|at| now.duration_since(at) < ACCEPT_ERROR_LOG_INTERVAL) {
+        if self
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_ERROR_LOG_INTERVAL)
+        {
             self.unlogged = self.unlogged.saturating_add(1);
             return;
         }
         let more = std::mem::take(&mut self.unlogged);
         if more > 0 {
-            log::warn(&format!("! accept failed: {e} ({more} more failures since the last report)"));
+            log::warn(&format!(
+                "! accept failed: {e} ({more} more failures since the last report)"
+            ));
         } else {
             log::warn(&format!("! accept failed: {e}"));
         }

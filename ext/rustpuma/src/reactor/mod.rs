@@ -125,7 +125,10 @@ impl Shared {
 
 enum Slot {
     /// The reactor owns the client until `deadline` (checked by the sweep).
-    Waiting { client: Box<Client>, deadline: Instant },
+    Waiting {
+        client: Box<Client>,
+        deadline: Instant,
+    },
     /// A pool thread owns the client.
     Busy,
     /// The reactor is writing a response the pool handed back; still counted
@@ -140,7 +143,9 @@ enum Slot {
     /// A hijacked TLS connection relayed to the app (two slots: this one for
     /// the TLS socket, a `TunnelPeer` for the app's socket pair).
     Tunnel(Box<Tunnel>),
-    TunnelPeer { tls_key: usize },
+    TunnelPeer {
+        tls_key: usize,
+    },
 }
 
 pub struct Reactor {
@@ -181,7 +186,11 @@ impl Reactor {
     ) -> io::Result<(Reactor, Arc<Shared>)> {
         let poll = Poll::new()?;
         for (i, listener) in listeners.iter_mut().enumerate() {
-            poll.registry().register(listener.source(), Token(FIRST_LISTENER - i), Interest::READABLE)?;
+            poll.registry().register(
+                listener.source(),
+                Token(FIRST_LISTENER - i),
+                Interest::READABLE,
+            )?;
         }
         let waker = Waker::new(poll.registry(), WAKER)?;
         let (returns_tx, returns) = crossbeam_channel::unbounded();
@@ -229,8 +238,11 @@ impl Reactor {
             // connection is seen here (both sides use SeqCst).
             self.shared.reactor_asleep.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let timeout =
-                if self.returns.is_empty() && self.ready.is_empty() { self.next_timeout() } else { Some(Duration::ZERO) };
+            let timeout = if self.returns.is_empty() && self.ready.is_empty() {
+                self.next_timeout()
+            } else {
+                Some(Duration::ZERO)
+            };
             let polled = self.poll.poll(&mut events, timeout);
             self.shared.reactor_asleep.store(false, Ordering::SeqCst);
             if let Err(e) = polled {
@@ -245,7 +257,9 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
-                    Token(t) if t > FIRST_LISTENER - self.listeners.len() => self.accept(FIRST_LISTENER - t),
+                    Token(t) if t > FIRST_LISTENER - self.listeners.len() => {
+                        self.accept(FIRST_LISTENER - t)
+                    }
                     Token(key) => self.on_event(key),
                 }
             }
@@ -278,7 +292,9 @@ impl Reactor {
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
         let timer = (!self.clients.is_empty()).then(|| self.sweep.next_in(now));
-        let retry = self.retry_accept_at.map(|at| at.saturating_duration_since(now));
+        let retry = self
+            .retry_accept_at
+            .map(|at| at.saturating_duration_since(now));
         match (timer, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -299,7 +315,9 @@ impl Reactor {
     }
 
     fn on_readable(&mut self, key: usize) {
-        let Some(Slot::Waiting { client, .. }) = self.clients.get_mut(key) else { return };
+        let Some(Slot::Waiting { client, .. }) = self.clients.get_mut(key) else {
+            return;
+        };
         match client.advance(&self.limits, READ_BUDGET) {
             Advance::Ready => self.dispatch(key),
             Advance::Yield => {
@@ -314,14 +332,20 @@ impl Reactor {
             Advance::Gone => self.close(key),
             Advance::TlsFailed(reason) => {
                 if self.limits.debug {
-                    log::warn(&format!("% SSL error, peer: {}: {reason}", client.remote_addr));
+                    log::warn(&format!(
+                        "% SSL error, peer: {}: {reason}",
+                        client.remote_addr
+                    ));
                 }
                 self.close(key);
             }
             Advance::Reject(rejection) => {
                 // As Puma, a TLS client on a plain port gets a hint: the
                 // usual cause is https:// against a tcp:// bind.
-                let hint = if rejection.reason.ends_with(crate::http::parser::NotHttp::Tls.reason()) {
+                let hint = if rejection
+                    .reason
+                    .ends_with(crate::http::parser::NotHttp::Tls.reason())
+                {
                     " (a client is speaking TLS to this plain-HTTP listener: use https only with an ssl:// bind)"
                 } else {
                     ""
@@ -342,18 +366,27 @@ impl Reactor {
     }
 
     fn dispatch(&mut self, key: usize) {
-        let Some(slot) = self.clients.get_mut(key) else { return };
-        let Slot::Waiting { client, .. } = std::mem::replace(slot, Slot::Busy) else { return };
+        let Some(slot) = self.clients.get_mut(key) else {
+            return;
+        };
+        let Slot::Waiting { client, .. } = std::mem::replace(slot, Slot::Busy) else {
+            return;
+        };
         self.busy = self.busy.saturating_add(1);
         self.shared.requests_count.fetch_add(1, Ordering::Relaxed);
-        if let Err(returned) = self.requests.send(Handoff { token: Token(key), client }) {
+        if let Err(returned) = self.requests.send(Handoff {
+            token: Token(key),
+            client,
+        }) {
             // No pool left to serve it: the server is going down.
             drop(returned);
             self.busy = self.busy.saturating_sub(1);
             self.clients.remove(key);
             return;
         }
-        self.shared.backlog_max.fetch_max(self.requests.len(), Ordering::Relaxed);
+        self.shared
+            .backlog_max
+            .fetch_max(self.requests.len(), Ordering::Relaxed);
     }
 
     fn take_returns(&mut self) {
@@ -366,14 +399,22 @@ impl Reactor {
                         continue;
                     }
                     if let Some(slot) = self.clients.get_mut(token.0) {
-                        *slot = Slot::Waiting { client, deadline: far_future() };
+                        *slot = Slot::Waiting {
+                            client,
+                            deadline: far_future(),
+                        };
                         self.set_deadline(token.0, self.timeouts.persistent);
                         self.on_readable(token.0);
                     }
                 }
                 Returned::Respond(Handoff { token, client }, out) => {
                     if let Some(slot) = self.clients.get_mut(token.0) {
-                        *slot = Slot::Writing { client, out, deadline: far_future(), held: 0 };
+                        *slot = Slot::Writing {
+                            client,
+                            out,
+                            deadline: far_future(),
+                            held: 0,
+                        };
                         self.continue_writing(token.0);
                     }
                 }
@@ -421,11 +462,15 @@ impl Reactor {
         }
         idle.into_iter().for_each(|key| self.close(key));
         let grace = self.timeouts.first_data.min(STOP_GRACE);
-        pending.into_iter().for_each(|key| self.set_deadline(key, grace));
+        pending
+            .into_iter()
+            .for_each(|key| self.set_deadline(key, grace));
     }
 
     fn set_deadline(&mut self, key: usize, after: Duration) {
-        if let Some(Slot::Waiting { deadline, .. } | Slot::Writing { deadline, .. }) = self.clients.get_mut(key) {
+        if let Some(Slot::Waiting { deadline, .. } | Slot::Writing { deadline, .. }) =
+            self.clients.get_mut(key)
+        {
             *deadline = Instant::now() + after;
         }
     }
@@ -461,7 +506,9 @@ impl Reactor {
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client
             }
-            Slot::Writing { mut client, held, .. } => {
+            Slot::Writing {
+                mut client, held, ..
+            } => {
                 self.slow_held -= held;
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client

@@ -8,11 +8,24 @@ use crate::client::Client;
 use crate::tunnel::{Pumped, Tunnel};
 
 impl Reactor {
-    pub(super) fn start_tunnel(&mut self, key: usize, mut client: Box<Client>, mut pair: mio::net::UnixStream) {
+    pub(super) fn start_tunnel(
+        &mut self,
+        key: usize,
+        mut client: Box<Client>,
+        mut pair: mio::net::UnixStream,
+    ) {
         let pair_key = self.clients.insert(Slot::TunnelPeer { tls_key: key });
         let interest = Interest::READABLE | Interest::WRITABLE;
-        let registered = self.poll.registry().register(&mut pair, Token(pair_key), interest).is_ok()
-            && self.poll.registry().reregister(client.stream.source(), Token(key), interest).is_ok();
+        let registered = self
+            .poll
+            .registry()
+            .register(&mut pair, Token(pair_key), interest)
+            .is_ok()
+            && self
+                .poll
+                .registry()
+                .reregister(client.stream.source(), Token(key), interest)
+                .is_ok();
         self.clients[key] = Slot::Tunnel(Box::new(Tunnel::new(client, pair, pair_key)));
         self.tunnel_slots = self.tunnel_slots.saturating_add(2);
         if registered {
@@ -23,7 +36,9 @@ impl Reactor {
     }
 
     pub(super) fn pump_tunnel(&mut self, key: usize) {
-        let Some(Slot::Tunnel(tunnel)) = self.clients.get_mut(key) else { return };
+        let Some(Slot::Tunnel(tunnel)) = self.clients.get_mut(key) else {
+            return;
+        };
         match tunnel.pump(super::READ_BUDGET) {
             Pumped::Open => {}
             Pumped::MoreLater => self.ready.push(key),
@@ -34,7 +49,10 @@ impl Reactor {
     pub(super) fn close_tunnel(&mut self, key: usize) {
         if let Slot::Tunnel(mut tunnel) = self.clients.remove(key) {
             let _ = self.poll.registry().deregister(&mut tunnel.pair);
-            let _ = self.poll.registry().deregister(tunnel.client.stream.source());
+            let _ = self
+                .poll
+                .registry()
+                .deregister(tunnel.client.stream.source());
             self.clients.remove(tunnel.pair_key);
             self.tunnel_slots = self.tunnel_slots.saturating_sub(2);
         }

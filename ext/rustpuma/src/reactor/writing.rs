@@ -16,7 +16,12 @@ impl Reactor {
     /// a client that stops reading is dropped however chatty it is. What is
     /// left to write counts against `slow_reader_buffer_limit`.
     pub(super) fn continue_writing(&mut self, key: usize) {
-        let Some(Slot::Writing { client, out, held, .. }) = self.clients.get_mut(key) else { return };
+        let Some(Slot::Writing {
+            client, out, held, ..
+        }) = self.clients.get_mut(key)
+        else {
+            return;
+        };
         let before = out.left();
         match out.write_to(&mut client.stream) {
             Ok(false) => {
@@ -47,13 +52,22 @@ impl Reactor {
             Ok(true) => {
                 self.busy = self.busy.saturating_sub(1);
                 let keep = out.keep_alive && !self.shared.stopping();
-                let Slot::Writing { mut client, out, held, .. } = std::mem::replace(&mut self.clients[key], Slot::Busy)
+                let Slot::Writing {
+                    mut client,
+                    out,
+                    held,
+                    ..
+                } = std::mem::replace(&mut self.clients[key], Slot::Busy)
                 else {
                     unreachable!()
                 };
                 self.slow_held -= held;
                 if out.waited {
-                    let _ = self.poll.registry().reregister(client.stream.source(), Token(key), Interest::READABLE);
+                    let _ = self.poll.registry().reregister(
+                        client.stream.source(),
+                        Token(key),
+                        Interest::READABLE,
+                    );
                 }
                 if !keep {
                     let _ = self.poll.registry().deregister(client.stream.source());
@@ -61,7 +75,10 @@ impl Reactor {
                     return;
                 }
                 client.reset_for_next_request();
-                self.clients[key] = Slot::Waiting { client, deadline: far_future() };
+                self.clients[key] = Slot::Waiting {
+                    client,
+                    deadline: far_future(),
+                };
                 self.set_deadline(key, self.timeouts.persistent);
                 self.on_readable(key);
             }
