@@ -209,7 +209,8 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
 }
 
 /// Test hook (only defined with `RUSTPUMA_TEST_HOOKS=1`): makes this
-/// process's reactor panic on its next wake-up.
+/// process's reactor panic when the calling request's response comes back
+/// to it (see `CRASH_REQUESTED`).
 pub fn crash_reactor() {
     crate::reactor::CRASH_REQUESTED.store(true, Ordering::Relaxed);
 }

@@ -251,9 +251,6 @@ impl Reactor {
                 }
                 return Err(format!("poll failed: {e}"));
             }
-            if CRASH_REQUESTED.load(Ordering::Relaxed) {
-                panic!("crash requested through the test hook (RUSTPUMA_TEST_HOOKS)");
-            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -269,6 +266,12 @@ impl Reactor {
                 self.on_event(key);
             }
             self.take_returns();
+            // After the returns: the request that set the flag handed its
+            // response back through them, so the flag is seen on the turn
+            // that takes that response (an idle reactor may not wake again).
+            if CRASH_REQUESTED.load(Ordering::Relaxed) {
+                panic!("crash requested through the test hook (RUSTPUMA_TEST_HOOKS)");
+            }
             if !stopped && self.shared.stopping() {
                 stopped = true;
                 self.stop_accepting();
@@ -529,8 +532,9 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
-/// Set by the test hook `Native.__crash_reactor`: the reactor panics on its
-/// next wake-up, to test that the process then exits (see `server.rs`).
+/// Set by the test hook `Native.__crash_reactor`: the reactor panics once it
+/// has taken back the response of the request that set it, to test that the
+/// process then exits (see `server.rs`).
 pub static CRASH_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Signals belong to Ruby's threads: Ruby's handlers must never run on ours.
