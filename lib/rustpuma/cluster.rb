@@ -11,8 +11,9 @@ require_relative "systemd"
 module Rustpuma
   # Cluster mode (`workers N`), as Puma's Cluster: this master process binds
   # every listener, preloads the app if asked, and forks N workers, each of
-  # which serves with its own Server. The master itself serves nothing and
-  # starts no native thread before forking; it supervises: it respawns dead
+  # which serves with its own Server. The master itself serves no app and
+  # never starts a native thread (its control server is plain Ruby, see
+  # control_server.rb), since it forks at any time; it supervises: it respawns dead
   # workers, kills the ones that stop checking in, and turns signals into
   # restarts and worker-count changes.
   #
@@ -314,8 +315,8 @@ module Rustpuma
     # The first time every worker has booted and checked in.
     def booted!
       @booted = true
-      # Bound before forking (as Puma), served from here: the server is
-      # native (threads) and the master starts no thread before the fork.
+      # Bound before forking (as Puma), served from here, once there are
+      # workers to report on.
       @control&.serve
       Systemd.ready(@log_writer)
       @log_writer.debug_loaded_extensions("Loaded Extensions - master:")

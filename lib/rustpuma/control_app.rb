@@ -3,6 +3,7 @@
 require "json"
 require_relative "state_file"
 require_relative "systemd"
+require_relative "control_server"
 
 module Rustpuma
   class << self
@@ -116,65 +117,6 @@ module Rustpuma
 
     def respond(status, body, type = "application/json")
       [status, { "content-type" => type, "content-length" => body.bytesize.to_s }, [body]]
-    end
-  end
-
-  # The control app's own server: one pool thread on its own listener. In
-  # cluster mode it runs in the master: bound before the fork, served only
-  # after the workers have booted (the master starts no native thread
-  # before forking).
-  class ControlServer
-    def self.start(launcher, log_writer)
-      bind(launcher, log_writer)&.tap(&:serve)
-    end
-
-    # Only the listening socket (no native thread): a cluster master binds
-    # it before forking, as Puma starts its control server there, so
-    # clients that connect before the workers boot wait in the backlog
-    # instead of being refused; #serve answers them once the workers run.
-    def self.bind(launcher, log_writer)
-      url = launcher.options[:control_url]
-      return nil unless url
-
-      new(launcher, log_writer, url).tap(&:bind)
-    rescue SystemCallError, ArgumentError => e
-      log_writer.log "! Could not start control server on #{url}: #{e.message}"
-      nil
-    end
-
-    def initialize(launcher, log_writer, url)
-      @launcher = launcher
-      @log_writer = log_writer
-      @url = url
-    end
-
-    def bind
-      # {}: the inherited sockets are the main binder's. Puma 8 stores
-      # `control_url_umask` without using it; here it still narrows the
-      # control socket, which grants stop/restart to whoever can connect.
-      umask = @launcher.options[:control_url_umask]
-      @binder = Binder.new(@log_writer, {}, unix_umask: umask ? Integer(umask.to_s, 8) : 0)
-      @binder.parse([@url], "Starting control server")
-    end
-
-    def serve
-      options = @launcher.options
-      app = ControlApp.new(@launcher, options[:control_auth_token])
-      @server = Server.new(app, options.merge(max_threads: 1, min_threads: 1, log_requests: false,
-                                              persistent_timeout: 5),
-                           @binder, @log_writer)
-      @server.run
-    end
-
-    def stop
-      @server&.stop
-      @server&.join(5)
-      @binder&.close
-    end
-
-    # In a freshly forked worker: drop our copy of the listening socket.
-    def close_in_child
-      @binder&.close(unlink: false)
     end
   end
 end

@@ -76,6 +76,18 @@ class TestClusterControl < Minitest::Test
     assert_match(/^control_auth_token: sekret$/, state)
   end
 
+  # The master forks at any time (replacements, restarts, TTIN): a native
+  # thread there could hold a lock at the fork that the child then waits
+  # on forever. Serving control requests must not start one.
+  def test_the_master_runs_no_native_thread_while_serving_control_requests
+    srv = control_server
+    5.times { assert_equal 200, get(@control_port, "/stats?token=sekret").first }
+    assert_equal 403, get(@control_port, "/stats").first
+    native = ->(pid) { thread_names(pid).grep(/\Arustpuma-/) }
+    assert_includes native.call(booted_workers(srv)[0]), "rustpuma-reacto", "the probe sees a worker's reactor"
+    assert_empty native.call(master_pid(srv)), "the master's threads: #{thread_names(master_pid(srv)).inspect}"
+  end
+
   def test_rustpumactl_stats_and_stop
     srv = control_server
     pids = booted_workers(srv).values + [master_pid(srv)]

@@ -75,6 +75,12 @@ module ClusterSupport
     false
   end
 
+  # The names of a process's threads, as the kernel has them (15 bytes:
+  # native threads are "rustpuma-reacto", "rustpuma-log").
+  def thread_names(pid)
+    Dir.glob("/proc/#{pid}/task/*/comm").map { |f| File.read(f).chomp rescue nil }.compact
+  end
+
   # Runs rustpumactl; [output, exit status].
   def ctl(*args)
     out = IO.popen([RbConfig.ruby, "-I", File.join(ServerProcess::ROOT, "lib"), ClusterSupport::CTL, *args],
