@@ -1,15 +1,5 @@
-# Row "sinatra": a classic Sinatra route returning JSON (Debian's ruby-sinatra).
-require "sinatra/base"
-require "json"
+# Row "sinatra": the Sinatra fixture app (test/fixtures/sinatra_app, Debian's
+# ruby-sinatra); the row requests its JSON route.
+require_relative "../../test/fixtures/sinatra_app/app"
 
-class BenchSinatra < Sinatra::Base
-  set :environment, :production
-  set :logging, false
-
-  get "/" do
-    content_type :json
-    { id: 1, name: "widget", tags: %w[a b c] }.to_json
-  end
-end
-
-run BenchSinatra
+run SinatraFixture

@@ -68,6 +68,19 @@ module Bench
       out.join("\n") + "\n"
     end
 
+    # Printed after each row: rustpuma's throughput against each server
+    # that has a figure (nginx is the ceiling, not a competitor).
+    def ratio_lines(row, res)
+      row.lines.select(&:ratio).filter_map do |line|
+        mine = value(res, "rustpuma", line.key)
+        parts = (row.servers - ["rustpuma"]).filter_map do |p|
+          theirs = value(res, p, line.key)
+          "#{p} #{ratio(mine, theirs)}" if mine && theirs
+        end
+        "  rustpuma / #{parts.join(', ')} (#{line.label})" unless parts.empty?
+      end
+    end
+
     def peer_status
       %w[puma8 iodine].map do |name|
         _, skip = Servers.command(name, 0, "hello.ru", "1:1", 0, Dir.tmpdir)

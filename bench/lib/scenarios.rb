@@ -5,11 +5,12 @@ require_relative "load"
 
 module Bench
   Config = Struct.new(:duration, :warmup, :rounds, :idle, :upload_mib, :uploads, :io_conns, :slow_body_mib,
-                      keyword_init: true) do
+                      :min_half, keyword_init: true) do
     def upload_bytes = upload_mib * 1024 * 1024
     # The idle row runs wrk twice; half-length runs keep the default suite
-    # under ~6 minutes and keep Puma inside its 30 s first-data timeout.
-    def half = [duration / 2.0, 3].max.round
+    # shorter and keep Puma inside its 30 s first-data timeout. Under
+    # min_half seconds (3, 1 for --smoke) a run says little.
+    def half = [duration / 2.0, min_half].max.round
   end
 
   # A summary line: label, metric key, whether rustpuma/x ratios make sense,
@@ -70,9 +71,9 @@ module Bench
                 }),
         # Real frameworks, -t 3:3 as Rails 8's default; nginx has no part here.
         app_row("rails-api", "Rails 6.1 API controller (JSON), -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/api/7"),
-        app_row("rails-page", "Rails 6.1 ERB page with a layout, -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/page"),
+        app_row("rails-page", "Rails 6.1 ERB page with a layout, -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/catalogue"),
         app_row("rails-w2", "Rails 6.1 API controller (JSON), -w 2 -t 3:3, wrk -c16", "rails.ru", "3:3", 2, "/api/7"),
-        app_row("sinatra", "Sinatra JSON route, -t 3:3, wrk -c16", "sinatra.ru", "3:3", 0, "/"),
+        app_row("sinatra", "Sinatra JSON route, -t 3:3, wrk -c16", "sinatra.ru", "3:3", 0, "/api/7"),
         Row.new(key: "big", title: "8 MiB response body, -t 4:4, wrk -c8 (nginx: static file)",
                 app: "big.ru", threads: "4:4", workers: 0, servers: ALL,
                 lines: [Line.new("MiB/s", :mibps, true, "≥ 3× puma", "%.0f")],

@@ -2,6 +2,7 @@
 require "socket"
 require "fileutils"
 require "rbconfig"
+require "tmpdir"
 
 module Bench
   ROOT = File.expand_path("../..", __dir__)
@@ -75,6 +76,11 @@ module Bench
   end
 
   class Server
+    # Puma's `-e production` sets RACK_ENV; Iodine has no such flag. Every
+    # server gets it from the environment, so Rails and Sinatra boot in
+    # production on all of them, not in development under Iodine.
+    ENV_VARS = { "RACK_ENV" => "production", "RAILS_ENV" => "production" }.freeze
+
     attr_reader :name, :port, :pid, :error
 
     def initialize(name, argv, port:, tmpdir:)
@@ -85,7 +91,7 @@ module Bench
     # Spawns in its own process group so stop can take down workers and
     # anything else the server forked, leaving no orphans.
     def start(deadline: 30)
-      @pid = Process.spawn(*@argv, chdir: ROOT, pgroup: true, in: File::NULL,
+      @pid = Process.spawn(ENV_VARS, *@argv, chdir: ROOT, pgroup: true, in: File::NULL,
                                    out: [@log, "w"], err: [:child, :out])
       limit = now + deadline
       until now > limit
@@ -186,18 +192,36 @@ module Bench
         [["puma", *puma_args(port, app, threads, workers)]]
       when "puma8"
         lib, bin = peer_paths("puma-8.0.2", "lib/puma/puma_http11.so", "bin/puma")
-        return [nil, "Puma 8.0.2 not built in #{peers_dir} (run ../shared/peers/build)"] unless lib
+        return [nil, not_built("Puma 8.0.2")] unless lib
 
         [[RbConfig.ruby, "-I", lib, bin, *puma_args(port, app, threads, workers)]]
       when "iodine"
         lib, bin = peer_paths("iodine-0.7.58", "lib/iodine/iodine_ext.so", "exe/iodine")
-        return [nil, "Iodine 0.7.58 not built in #{peers_dir} (run ../shared/peers/build)"] unless lib
+        return [nil, not_built("Iodine 0.7.58")] unless lib
 
         [[RbConfig.ruby, "-I", lib, bin, *iodine_args(port, app, threads, workers)]]
       when "nginx"
         dir = File.join(tmpdir, "nginx")
         conf = Nginx.write_config(dir, port, [workers, 1].max)
         [["nginx", "-c", conf, "-p", "#{dir}/", "-e", "#{dir}/error.log"]]
+      end
+    end
+
+    # Where the build script is: the shared directory sits next to the main
+    # checkout (../shared) or next to the worktrees' parent (../../shared).
+    def build_script
+      %w[../shared ../../shared].map { |d| File.expand_path("#{d}/peers/build", ROOT) }.find { |f| File.file?(f) } ||
+        "../shared/peers/build"
+    end
+
+    def not_built(what) = "#{what} is not built in #{peers_dir}; build it with `#{build_script} #{peers_dir}`"
+
+    # One line per peer, printed before the rows so a missing one is seen
+    # at once rather than as a "skipped" column at the end.
+    def peer_lines
+      %w[puma8 iodine].map do |name|
+        _, skip = command(name, 0, "hello.ru", "1:1", 0, Dir.tmpdir)
+        "peer #{name}: #{skip ? "skipped (#{skip})" : "built in #{peers_dir}"}"
       end
     end
 

@@ -2,6 +2,7 @@
 
 require "helper"
 require "net/http"
+require "json"
 require "rustpuma/version"
 
 # The drop-in promise with a real Rails 6.1 app (test/fixtures/rails_app):
@@ -41,6 +42,16 @@ class TestRailsApp < Minitest::Test
       post = Net::HTTP.post_form(URI("http://127.0.0.1:#{port}/echo"), "name" => "ann", "age" => "7")
       assert_equal "200", post.code
       assert_equal "name=ann age=7", post.body
+
+      # The two actions bench/run's Rails rows request.
+      api = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/api/7"))
+      assert_equal "application/json; charset=utf-8", api["content-type"]
+      assert_equal({ "id" => 7, "name" => "widget", "tags" => %w[a b c], "price" => 12.5, "in_stock" => true }, JSON.parse(api.body))
+      page = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/catalogue"))
+      assert_equal "200", page.code
+      assert_includes page.body, "<header><h1>Catalogue</h1></header>", "the layout wraps the template"
+      assert_equal 20, page.body.scan("<li>Item ").size
+      assert_includes page.body, "<li>Item 3: $4.50</li>"
 
       assert_live_streaming(port)
     ensure

@@ -2,6 +2,7 @@
 
 require "helper"
 require "net/http"
+require "json"
 
 # A Sinatra app (Debian's ruby-sinatra) with its own config file, started
 # with `rustpuma -C puma.rb` from its directory, and through `rackup -s`.
@@ -17,6 +18,9 @@ class TestSinatraApp < Minitest::Test
       assert_match(/\AHello from Sinatra [\d.]+ on rustpuma/, get.body)
       post = Net::HTTP.post_form(URI("http://127.0.0.1:#{server.port}/echo"), "name" => "bo")
       assert_equal "name=bo", post.body
+      api = Net::HTTP.get_response(URI("http://127.0.0.1:#{server.port}/api/7"))
+      assert_equal "application/json", api["content-type"]
+      assert_equal 7, JSON.parse(api.body)["id"]
       stream = Net::HTTP.get_response(URI("http://127.0.0.1:#{server.port}/stream"))
       assert_equal "part 0\npart 1\npart 2\n", stream.body
     ensure
