@@ -3,28 +3,27 @@
 //!
 //! The request path, in module order: [`socket`] (listeners and client
 //! sockets) → [`reactor`] (mio event loop) → [`client`] (one connection's
-//! buffering, using [`http`] and [`body`]) → [`pool`] (hand-off to Ruby
-//! threads, via [`gvl`]) → [`request`] (the Ruby-facing request: [`env`] in,
-//! response out). [`server`] ties them together for Ruby.
+//! buffering, using [`http`] and [`body`]) → [`ruby::pool`] (hand-off to
+//! Ruby threads, via [`ruby::gvl`]) → [`ruby::request`] (the Ruby-facing
+//! request: [`ruby::env`] in, response out). [`ruby::server`] ties them
+//! together for Ruby.
 
 pub mod body;
 pub mod client;
-pub mod env;
-pub mod gvl;
 pub mod http;
 pub mod log;
 pub mod outgoing;
-pub mod pool;
 pub mod reactor;
 pub mod reader;
-pub mod request;
-pub mod server;
+pub mod ruby;
 pub mod socket;
 pub mod timers;
 pub mod tls;
 pub mod tunnel;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
+
+use ruby::{request, server};
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {

@@ -15,7 +15,7 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rustls::ServerConfig;
 
-use crate::gvl::Interrupt;
+use crate::ruby::gvl::Interrupt;
 use crate::tls::TlsStream;
 
 /// How long a client may refuse to take response bytes (Puma's write timeout).

@@ -17,9 +17,9 @@ use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
 
 use crate::client::Limits;
 use crate::log;
-use crate::pool::{Pool, Wait};
 use crate::reactor::{Command, Reactor, Shared, Timeouts};
-use crate::request::Request;
+use crate::ruby::pool::{Pool, Wait};
+use crate::ruby::request::Request;
 use crate::socket::Listener;
 use crate::tls::{self, TlsOptions};
 

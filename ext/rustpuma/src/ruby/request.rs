@@ -20,7 +20,6 @@ use magnus::value::{BoxValue, ReprValue};
 use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::body::Body;
-use crate::gvl::without_gvl_retrying;
 use crate::http::parser::Version;
 use crate::http::response::{
     body_allowed, parse_content_length, push_content_length, push_header, push_status_line,
@@ -28,6 +27,7 @@ use crate::http::response::{
 use crate::http::writing::{Encoder, Writing};
 use crate::outgoing::Outgoing;
 use crate::reactor::{Handoff, Returned, Shared};
+use crate::ruby::gvl::without_gvl_retrying;
 
 /// Bodies up to this size are copied behind the head and leave in one write.
 const COALESCE_LIMIT: usize = 64 * 1024;
@@ -165,7 +165,7 @@ impl Request {
                     .stream
                     .is_tls()
                     .then(|| client.stream.peer_cert_pem());
-                crate::env::fill(ruby, env, head, &client.remote_addr, body.len(), tls)?
+                crate::ruby::env::fill(ruby, env, head, &client.remote_addr, body.len(), tls)?
             }
             // A rejected request: only what is known about the client.
             None => env.aset("REMOTE_ADDR", client.remote_addr.as_str())?,

@@ -3,8 +3,8 @@
 
 use crossbeam_channel::{select, Receiver};
 
-use crate::gvl::without_gvl;
 use crate::reactor::Handoff;
+use crate::ruby::gvl::without_gvl;
 
 pub enum Wait {
     Request(Handoff),
