@@ -6,17 +6,27 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 
 /// Bodies up to this size stay in memory (Puma's `MAX_BODY`).
-pub const MAX_MEMORY_BODY: usize = 112 * 1024;
+pub(crate) const MAX_MEMORY_BODY: usize = 112 * 1024;
 
+/// Where a request body's bytes are kept.
+#[derive(Debug)]
 pub enum Body {
+    /// A small body, whole.
     Memory(Vec<u8>),
-    File { file: File, len: u64 },
+    /// A body past [`MAX_MEMORY_BODY`] or announced as larger: an unlinked
+    /// temporary file holding `len` bytes.
+    File {
+        /// The unlinked temporary file.
+        file: File,
+        /// Bytes written to `file`.
+        len: u64,
+    },
 }
 
 impl Body {
     /// A sink for a body whose size is known up front (`Content-Length`), or
     /// `None` for chunked bodies, which start in memory and may spill.
-    pub fn with_expected_len(len: Option<u64>) -> io::Result<Body> {
+    pub(crate) fn with_expected_len(len: Option<u64>) -> io::Result<Body> {
         match len {
             Some(n) if n > MAX_MEMORY_BODY as u64 => Ok(Body::File {
                 file: tempfile::tempfile()?,
@@ -27,18 +37,14 @@ impl Body {
         }
     }
 
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Body::Memory(v) => v.len() as u64,
             Body::File { len, .. } => *len,
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn append(&mut self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn append(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Body::Memory(v) => {
                 if v.len() + data.len() > MAX_MEMORY_BODY {
@@ -60,7 +66,7 @@ impl Body {
     }
 
     /// Makes a file body readable from the start, for `rack.input`.
-    pub fn rewind(&mut self) -> io::Result<()> {
+    pub(crate) fn rewind(&mut self) -> io::Result<()> {
         if let Body::File { file, .. } = self {
             file.seek(SeekFrom::Start(0))?;
         }

@@ -14,7 +14,7 @@ use crate::http::parser::RequestHead;
 use crate::reader::{Event, Reader};
 use crate::socket::Stream;
 
-pub use crate::reader::{Limits, Rejection};
+pub(crate) use crate::reader::{Limits, Rejection};
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -24,7 +24,7 @@ thread_local! {
 }
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-pub enum Advance {
+pub(crate) enum Advance {
     /// `client.request` holds a complete request.
     Ready,
     /// Wait for the socket to become readable again.
@@ -41,7 +41,7 @@ pub enum Advance {
     Reject(Rejection),
 }
 
-pub struct Client {
+pub(crate) struct Client {
     pub stream: Stream,
     pub remote_addr: String,
     reader: Reader,
@@ -54,7 +54,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(stream: Stream, remote_addr: String) -> Self {
+    pub(crate) fn new(stream: Stream, remote_addr: String) -> Self {
         Client {
             stream,
             remote_addr,
@@ -67,22 +67,22 @@ impl Client {
 
     /// True when a request has started arriving but is not complete, which
     /// decides between a silent close and 408 when the client times out.
-    pub fn has_partial_request(&self) -> bool {
+    pub(crate) fn has_partial_request(&self) -> bool {
         self.reader.has_partial_request()
     }
 
-    pub fn has_buffered(&self) -> bool {
+    pub(crate) fn has_buffered(&self) -> bool {
         self.reader.has_buffered()
     }
 
     /// Bytes read past the current request, for whoever takes the
     /// connection over (a hijacked TLS tunnel).
-    pub fn take_buffered(&mut self) -> Vec<u8> {
+    pub(crate) fn take_buffered(&mut self) -> Vec<u8> {
         self.reader.take_buffered()
     }
 
     /// Called when the previous response is done and the connection is kept.
-    pub fn reset_for_next_request(&mut self) {
+    pub(crate) fn reset_for_next_request(&mut self) {
         self.request = None;
         self.served += 1;
     }
@@ -91,7 +91,7 @@ impl Client {
     /// socket has, until it is complete, the socket is drained, it fails, or
     /// `budget` bytes were read (one reactor thread serves everyone: a fast
     /// uploader must not keep it to itself).
-    pub fn advance(&mut self, limits: &Limits, budget: usize) -> Advance {
+    pub(crate) fn advance(&mut self, limits: &Limits, budget: usize) -> Advance {
         let mut read = 0;
         loop {
             match self.step(limits) {

@@ -35,7 +35,7 @@ struct Logger {
 static LOGGER: AtomicPtr<Logger> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Queues one line for stderr; never blocks.
-pub fn warn(message: &str) {
+pub(crate) fn warn(message: &str) {
     let line = format!("{} {}\n", timestamp(), message);
     let Some(logger) = logger() else { return };
     match logger.lines.try_send(line) {
@@ -53,7 +53,7 @@ pub fn warn(message: &str) {
 /// Used when the reactor dies: a process that keeps its listener but
 /// serves nothing must go, so that the cluster master (or systemd) replaces
 /// it.
-pub fn fatal(message: &str) -> ! {
+pub(crate) fn fatal(message: &str) -> ! {
     warn(message);
     flush(FATAL_FLUSH);
     // SAFETY: `_exit` ends the process immediately; nothing after it runs.
@@ -65,7 +65,7 @@ pub fn fatal(message: &str) -> ! {
 /// logger thread writes asynchronously, and the last lines (a parse error
 /// logged just before a TERM) are the ones tooling and tests look for.
 /// Starts no logger: with none running there is nothing to wait for.
-pub fn flush(limit: Duration) {
+pub(crate) fn flush(limit: Duration) {
     let current = LOGGER.load(Ordering::Acquire);
     // SAFETY: a non-null pointer in LOGGER comes from `Box::leak` in
     // `logger()` and is never freed.
@@ -85,7 +85,7 @@ pub fn flush(limit: Duration) {
 
 /// Ruby's `Native.flush_log`: see `flush`. One second is enough for any
 /// stderr that is being read; an unread one must not hold up the exit.
-pub fn flush_for_ruby() {
+pub(crate) fn flush_for_ruby() {
     flush(Duration::from_secs(1));
 }
 

@@ -9,7 +9,7 @@ use std::io::{self, IoSlice};
 
 use crate::socket::Stream;
 
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pieces: Vec<Vec<u8>>,
     piece: usize,
     offset: usize,
@@ -22,7 +22,7 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    pub fn new(pieces: Vec<Vec<u8>>, keep_alive: bool) -> Self {
+    pub(crate) fn new(pieces: Vec<Vec<u8>>, keep_alive: bool) -> Self {
         let left = pieces.iter().map(Vec::len).sum();
         Outgoing {
             pieces,
@@ -35,12 +35,12 @@ impl Outgoing {
     }
 
     /// Bytes still to write (what a slow reader makes the reactor hold).
-    pub fn left(&self) -> usize {
+    pub(crate) fn left(&self) -> usize {
         self.left
     }
 
     /// Writes as much as the socket takes now. `Ok(true)` once all is sent.
-    pub fn write_to(&mut self, stream: &mut Stream) -> io::Result<bool> {
+    pub(crate) fn write_to(&mut self, stream: &mut Stream) -> io::Result<bool> {
         loop {
             while self.piece < self.pieces.len() && self.offset == self.pieces[self.piece].len() {
                 self.piece += 1;

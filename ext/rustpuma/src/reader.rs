@@ -44,7 +44,9 @@ pub struct Limits {
 /// closes the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    /// The error status to answer with (400, 413, 414, 431, 501…).
     pub status: u16,
+    /// What was wrong, for the log and the lowlevel error handler.
     pub reason: String,
 }
 
@@ -58,6 +60,7 @@ impl From<ParseError> for Rejection {
 }
 
 /// What the buffered bytes gave.
+#[derive(Debug)]
 pub enum Event {
     /// Nothing more until more bytes arrive.
     NeedMore,
@@ -69,6 +72,7 @@ pub enum Event {
     SendContinue,
 }
 
+#[derive(Debug)]
 enum BodyProgress {
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -77,6 +81,7 @@ enum BodyProgress {
 // One Progress per connection, replaced in place: boxing the head would
 // only add an allocation per request.
 #[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 enum Progress {
     Head(HeadScanner),
     Body {
@@ -86,6 +91,9 @@ enum Progress {
     },
 }
 
+/// One connection's reading side: bytes in through [`Reader::push`],
+/// requests (or a rejection) out through [`Reader::next_event`].
+#[derive(Debug)]
 pub struct Reader {
     buf: Vec<u8>,
     progress: Progress,
@@ -100,6 +108,7 @@ impl Default for Reader {
 }
 
 impl Reader {
+    /// A reader for a new connection (a PROXY line may come first).
     #[must_use]
     pub fn new() -> Self {
         Reader {
@@ -116,32 +125,33 @@ impl Reader {
 
     /// True when a request has started arriving but is not complete.
     #[must_use]
-    pub fn has_partial_request(&self) -> bool {
+    pub(crate) fn has_partial_request(&self) -> bool {
         !self.buf.is_empty() || matches!(self.progress, Progress::Body { .. })
     }
 
     /// Between requests with nothing buffered: gives back the memory a
     /// large head or pipelined burst made the buffer grow to, so ten
     /// thousand idle keep-alive connections do not each keep their peak.
-    pub fn shrink_idle(&mut self) {
+    pub(crate) fn shrink_idle(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER_KEEP {
             self.buf = Vec::new();
         }
     }
 
     /// The read buffer's allocation, for tests of [`Reader::shrink_idle`].
+    #[cfg(test)]
     #[must_use]
-    pub fn buffer_capacity(&self) -> usize {
+    pub(crate) fn buffer_capacity(&self) -> usize {
         self.buf.capacity()
     }
 
     #[must_use]
-    pub fn has_buffered(&self) -> bool {
+    pub(crate) fn has_buffered(&self) -> bool {
         !self.buf.is_empty()
     }
 
     /// Bytes read past the current request.
-    pub fn take_buffered(&mut self) -> Vec<u8> {
+    pub(crate) fn take_buffered(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
     }
 
@@ -428,7 +438,7 @@ mod tests {
     fn an_invalid_proxy_line_is_a_400_at_once() {
         let mut reader = Reader::new();
         reader.push(b"PROXY TCP4 x y 1 2\r\n");
-        let err = reader.next_event(&proxied()).err().expect("rejected");
+        let err = reader.next_event(&proxied()).expect_err("rejected");
         assert_eq!(err.status, 400);
     }
 

@@ -19,17 +19,17 @@ use crate::ruby::gvl::Interrupt;
 use crate::tls::TlsStream;
 
 /// How long a client may refuse to take response bytes (Puma's write timeout).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_SLICE_MS: u16 = 100;
 
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
     /// `ssl://`: TCP with a TLS session per connection.
     Tls(TcpListener, Arc<ServerConfig>),
 }
 
-pub enum Stream {
+pub(crate) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
     Tls(Box<TlsStream>),
@@ -38,7 +38,7 @@ pub enum Stream {
 impl Listener {
     /// Accepts one client; `REMOTE_ADDR` is the peer's IP, or 127.0.0.1 for
     /// a Unix socket as in Puma.
-    pub fn accept(&self) -> io::Result<(Stream, String)> {
+    pub(crate) fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
             Listener::Tcp(l) => {
                 let (s, addr) = l.accept()?;
@@ -61,7 +61,7 @@ impl Listener {
         }
     }
 
-    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+    pub(crate) fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
             Listener::Tcp(l) | Listener::Tls(l, _) => l,
             Listener::Unix(l) => l,
@@ -70,7 +70,7 @@ impl Listener {
 }
 
 impl Stream {
-    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+    pub(crate) fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
             Stream::Tcp(s) => s,
             Stream::Unix(s) => s,
@@ -78,7 +78,7 @@ impl Stream {
         }
     }
 
-    pub fn raw_fd(&self) -> RawFd {
+    pub(crate) fn raw_fd(&self) -> RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
@@ -86,12 +86,12 @@ impl Stream {
         }
     }
 
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
 
     /// `puma.peercert`: the client certificate of a mutual TLS connection.
-    pub fn peer_cert_pem(&self) -> Option<String> {
+    pub(crate) fn peer_cert_pem(&self) -> Option<String> {
         match self {
             Stream::Tls(s) => s.peer_cert_pem(),
             _ => None,
@@ -106,7 +106,7 @@ impl Stream {
         }
     }
 
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
@@ -114,7 +114,7 @@ impl Stream {
         }
     }
 
-    pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
             Stream::Unix(s) => s.write_vectored(bufs),
@@ -124,7 +124,7 @@ impl Stream {
 
     /// Sends bytes a TLS session still holds. `Ok(true)` when none are left
     /// (always, for plain sockets); `Ok(false)` if the socket is full.
-    pub fn flush_pending(&mut self) -> io::Result<bool> {
+    pub(crate) fn flush_pending(&mut self) -> io::Result<bool> {
         match self {
             Stream::Tls(s) => match s.flush() {
                 Ok(()) => Ok(true),
@@ -137,14 +137,14 @@ impl Stream {
 
     /// Best effort for tiny control messages (`100 Continue`, canned errors)
     /// written by the reactor, which must never wait on a client.
-    pub fn try_write(&mut self, data: &[u8]) {
+    pub(crate) fn try_write(&mut self, data: &[u8]) {
         let _ = self.write_vectored(&[IoSlice::new(data)]);
         let _ = self.flush_pending();
     }
 
     /// Writes every byte of `parts` in order, waiting (without the GVL, the
     /// caller makes sure) while the client's window is full.
-    pub fn write_all(&mut self, parts: &[&[u8]], interrupt: &Interrupt) -> io::Result<()> {
+    pub(crate) fn write_all(&mut self, parts: &[&[u8]], interrupt: &Interrupt) -> io::Result<()> {
         let mut part = 0;
         let mut offset = 0;
         let mut deadline = Instant::now() + WRITE_TIMEOUT;

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
 const MAX_INTERVAL: Duration = Duration::from_secs(1);
 
-pub struct Sweep {
+pub(crate) struct Sweep {
     interval: Duration,
     next: Instant,
 }
 
 impl Sweep {
-    pub fn new(shortest_timeout: Duration) -> Self {
+    pub(crate) fn new(shortest_timeout: Duration) -> Self {
         let interval = (shortest_timeout / 4).clamp(MIN_INTERVAL, MAX_INTERVAL);
         Sweep {
             interval,
@@ -29,12 +29,12 @@ impl Sweep {
     }
 
     /// How long the reactor may sleep before the next sweep.
-    pub fn next_in(&self, now: Instant) -> Duration {
+    pub(crate) fn next_in(&self, now: Instant) -> Duration {
         self.next.saturating_duration_since(now)
     }
 
     /// True (once per interval) when it is time to sweep.
-    pub fn due(&mut self, now: Instant) -> bool {
+    pub(crate) fn due(&mut self, now: Instant) -> bool {
         if now < self.next {
             return false;
         }

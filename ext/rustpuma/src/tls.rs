@@ -23,7 +23,7 @@ const BUFFER_LIMIT: usize = 256 * 1024;
 
 /// `ssl_bind` settings, as Ruby passes them.
 #[derive(Debug, Default, Clone)]
-pub struct TlsOptions {
+pub(crate) struct TlsOptions {
     pub cert: Option<String>,
     pub key: Option<String>,
     pub cert_pem: Option<String>,
@@ -34,7 +34,7 @@ pub struct TlsOptions {
 
 /// Builds the server configuration once per listener; errors name the file
 /// or setting so a bad path fails the boot with a clear message.
-pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
+pub(crate) fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
     let certs: Vec<CertificateDer<'static>> = match (&options.cert_pem, &options.cert) {
         (Some(pem), _) => CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
@@ -108,13 +108,13 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> 
 }
 
 /// A TLS connection over a non-blocking TCP socket.
-pub struct TlsStream {
+pub(crate) struct TlsStream {
     pub tcp: TcpStream,
     conn: ServerConnection,
 }
 
 impl TlsStream {
-    pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
+    pub(crate) fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
         let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
         conn.set_buffer_limit(Some(BUFFER_LIMIT));
         Ok(TlsStream { tcp, conn })
@@ -122,7 +122,7 @@ impl TlsStream {
 
     /// Plaintext from the client. Drives the handshake as a side effect;
     /// `WouldBlock` when the socket has nothing more.
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.conn.reader().read(buf) {
                 Ok(n) => return Ok(n),
@@ -148,7 +148,7 @@ impl TlsStream {
 
     /// Accepts plaintext (as much as rustls buffers) and sends what the
     /// socket takes. Callers finish with [`TlsStream::flush`].
-    pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let n = self.conn.writer().write_vectored(bufs)?;
         match self.flush() {
             Ok(_) => {}
@@ -162,20 +162,16 @@ impl TlsStream {
     }
 
     /// Writes buffered TLS records; `WouldBlock` if some remain.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
             self.conn.write_tls(&mut self.tcp)?;
         }
         Ok(())
     }
 
-    pub fn has_pending_output(&self) -> bool {
-        self.conn.wants_write()
-    }
-
     /// The client's certificate as PEM (`puma.peercert`), after a mutual
     /// TLS handshake.
-    pub fn peer_cert_pem(&self) -> Option<String> {
+    pub(crate) fn peer_cert_pem(&self) -> Option<String> {
         let der = self.conn.peer_certificates()?.first()?;
         let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
         let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");

@@ -16,7 +16,7 @@ use crate::client::Client;
 
 const CHUNK: usize = 16 * 1024;
 
-pub struct Tunnel {
+pub(crate) struct Tunnel {
     pub client: Box<Client>,
     pub pair: UnixStream,
     /// The reactor's slot for `pair`.
@@ -28,7 +28,7 @@ pub struct Tunnel {
     client_eof: bool,
 }
 
-pub enum Pumped {
+pub(crate) enum Pumped {
     Open,
     /// The budget is spent with bytes possibly left: pump again later.
     MoreLater,
@@ -39,7 +39,7 @@ pub enum Pumped {
 impl Tunnel {
     /// `client` still holds bytes read past the request (the first
     /// websocket frames, say): they go to the app first.
-    pub fn new(mut client: Box<Client>, pair: UnixStream, pair_key: usize) -> Self {
+    pub(crate) fn new(mut client: Box<Client>, pair: UnixStream, pair_key: usize) -> Self {
         let to_app = client.take_buffered();
         Tunnel {
             client,
@@ -54,7 +54,7 @@ impl Tunnel {
     /// Moves bytes both ways until neither side can make progress, or
     /// `budget` bytes were read (then `MoreLater`: the sockets are
     /// edge-triggered, so the caller must come back without a new event).
-    pub fn pump(&mut self, budget: usize) -> Pumped {
+    pub(crate) fn pump(&mut self, budget: usize) -> Pumped {
         match self.pump_both(budget) {
             Ok(Some(pumped)) => pumped,
             Ok(None) | Err(_) => Pumped::Closed,

@@ -19,23 +19,24 @@
 use std::fmt;
 
 /// Longest chunk-size line (size, whitespace and extensions, without CRLF).
-pub const MAX_CHUNK_LINE: usize = 4 * 1024;
+pub(crate) const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Most trailer bytes (all field lines together, CRLFs included).
-pub const MAX_TRAILER_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// 16 hex digits fill a u64; more could only overflow or be padding abuse.
 const MAX_SIZE_DIGITS: u8 = 16;
 /// Puma's `MAX_CHUNK_EXCESS`: how far the extension bytes of a body's size
 /// lines may run ahead of its data bytes. Without it a client could send
 /// megabytes of extensions for a few bytes of body, all parsed and dropped.
-pub const MAX_EXTENSION_EXCESS: i64 = 16 * 1024;
+pub(crate) const MAX_EXTENSION_EXCESS: i64 = 16 * 1024;
 /// Largest body a chunk may take us to: bodies beyond go to a temp file,
 /// whose offsets are `i64`.
-pub const MAX_BODY_BYTES: u64 = i64::MAX as u64;
+pub(crate) const MAX_BODY_BYTES: u64 = i64::MAX as u64;
 
 /// A malformed chunked body. The connection cannot be resynchronised after
 /// one, so the caller answers 400 and closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkedError {
+    /// What was wrong with the framing (size line, extension, trailer, CRLF).
     BadChunk(String),
 }
 
@@ -61,7 +62,9 @@ impl std::error::Error for ChunkedError {}
 /// sink refused the data (e.g. a body size limit or a failed tempfile write).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError<E> {
+    /// The body's framing is malformed.
     Chunk(ChunkedError),
+    /// The sink refused the data.
     Sink(E),
 }
 
@@ -133,6 +136,7 @@ fn is_forbidden_control(b: u8) -> bool {
 }
 
 impl ChunkedDecoder {
+    /// A decoder at the start of a chunked body.
     #[must_use]
     pub fn new() -> Self {
         ChunkedDecoder {
@@ -196,7 +200,7 @@ impl ChunkedDecoder {
 
     /// Bytes of the current chunk announced but not received yet.
     #[must_use]
-    pub fn pending(&self) -> u64 {
+    pub(crate) fn pending(&self) -> u64 {
         if self.state == State::Data {
             self.remaining
         } else {

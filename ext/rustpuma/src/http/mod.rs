@@ -4,5 +4,5 @@
 
 pub mod chunked;
 pub mod parser;
-pub mod response;
-pub mod writing;
+pub(crate) mod response;
+pub(crate) mod writing;

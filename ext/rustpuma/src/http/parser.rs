@@ -47,11 +47,11 @@ use std::fmt;
 /// Largest accepted request head, request line and final CRLFCRLF included (431 beyond).
 pub const MAX_HEADER_BYTES: usize = 112 * 1024;
 /// Largest accepted request-target (414 beyond).
-pub const MAX_URI_BYTES: usize = 12 * 1024;
+pub(crate) const MAX_URI_BYTES: usize = 12 * 1024;
 /// Room for method, spaces and version around the target: an unterminated
 /// request line longer than `MAX_URI_BYTES + REQUEST_LINE_SLACK` can only end
 /// in a 414, so we say so before the client has sent the rest.
-pub const REQUEST_LINE_SLACK: usize = 64;
+pub(crate) const REQUEST_LINE_SLACK: usize = 64;
 /// Most header lines accepted in one head (431 beyond). Bounds the scratch
 /// array handed to httparse; real clients send a few dozen.
 pub const MAX_HEADERS: usize = 4096;
@@ -63,14 +63,16 @@ const INLINE_HEADERS: usize = 64;
 /// HTTP version of a request (only 1.0 and 1.1 are accepted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// `HTTP/1.0`
     Http10,
+    /// `HTTP/1.1`
     Http11,
 }
 
 impl Version {
     /// The protocol string as Rack wants it in `SERVER_PROTOCOL` / `HTTP_VERSION`.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
@@ -82,21 +84,27 @@ impl Version {
 /// obs-text (bytes 0x80-0xFF), hence bytes rather than a `String`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The name as the client spelled it.
     pub name: String,
+    /// The value without surrounding whitespace.
     pub value: Vec<u8>,
 }
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
+    /// No body.
     Empty,
+    /// `Content-Length` bytes follow the head.
     Length(u64),
+    /// `Transfer-Encoding: chunked`.
     Chunked,
 }
 
 /// A parsed, validated request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
+    /// The method as sent (case-sensitive).
     pub method: String,
     /// Request-target as sent, fragment included (`REQUEST_URI`).
     pub target: String,
@@ -104,20 +112,26 @@ pub struct RequestHead {
     pub path: String,
     /// After `?` up to `#`, `""` when absent (`QUERY_STRING`).
     pub query: String,
+    /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
+    /// The headers in arrival order.
     pub headers: Vec<Header>,
     /// Bytes consumed by the head, leading empty lines and final CRLFCRLF included.
     pub head_len: usize,
+    /// How the body that follows is delimited.
     pub framing: BodyFraming,
     /// `Expect: 100-continue` on an HTTP/1.1 request.
     pub expect_continue: bool,
+    /// The connection may serve another request after this one (version
+    /// and `Connection` header).
     pub keep_alive: bool,
 }
 
 impl RequestHead {
     /// Value of the first header called `name` (ASCII case-insensitive).
+    #[cfg(test)]
     #[must_use]
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
@@ -130,6 +144,7 @@ impl RequestHead {
 pub enum Parsed {
     /// The head is not complete yet; call again with more bytes.
     Partial,
+    /// A whole, valid head.
     Complete(RequestHead),
 }
 
@@ -137,9 +152,13 @@ pub enum Parsed {
 /// server answers with before closing the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
+    /// 400: malformed head, with the reason.
     BadRequest(String),
+    /// 414: the request-target is over `MAX_URI_BYTES`.
     UriTooLong,
+    /// 431: the head is over [`MAX_HEADER_BYTES`] or [`MAX_HEADERS`].
     HeaderTooLarge,
+    /// 501: a transfer coding we do not implement, with the reason.
     NotImplemented(String),
     /// The connection's first bytes can never start an HTTP/1 request.
     NotHttp(NotHttp),
@@ -222,6 +241,7 @@ pub struct HeadScanner {
 }
 
 impl HeadScanner {
+    /// A scanner for a new request head.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -369,7 +389,7 @@ pub enum NotHttp {
 impl NotHttp {
     /// The log line's wording; stable, so tools and hints can match it.
     #[must_use]
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             NotHttp::Tls => "TLS handshake on a plain port",
             NotHttp::Ssh => "SSH handshake on an HTTP port",

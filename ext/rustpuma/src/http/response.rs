@@ -10,12 +10,12 @@
 use crate::http::parser::Version;
 
 /// Terminates a chunked response body (last-chunk plus an empty trailer section).
-pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Reason phrase for `status`: the IANA registry names (RFC 9110 wording),
 /// and Puma's `"CUSTOM"` for codes without one, so status lines match Puma's.
 #[must_use]
-pub fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",
@@ -85,7 +85,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// Appends `"HTTP/1.x <status> <reason>\r\n"`. Like Puma, a 1.0 request gets
 /// an `HTTP/1.0` status line: a 1.0 client may not understand 1.1 framing.
-pub fn push_status_line(out: &mut Vec<u8>, version: Version, status: u16) {
+pub(crate) fn push_status_line(out: &mut Vec<u8>, version: Version, status: u16) {
     if status == 200 {
         // By far the most common line; skip the formatting.
         out.extend_from_slice(match version {
@@ -126,14 +126,14 @@ fn is_tchar(b: u8) -> bool {
 
 /// Non-empty and made of RFC 9110 token characters only.
 #[must_use]
-pub fn is_valid_header_name(name: &[u8]) -> bool {
+pub(crate) fn is_valid_header_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|&b| is_tchar(b))
 }
 
 /// No CR, LF, NUL or other control (0x00-0x1F except HTAB, and 0x7F);
 /// obs-text (0x80-0xFF) is allowed since Rack strings may be UTF-8.
 #[must_use]
-pub fn is_valid_header_value(value: &[u8]) -> bool {
+pub(crate) fn is_valid_header_value(value: &[u8]) -> bool {
     value
         .iter()
         .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
@@ -154,7 +154,7 @@ fn is_rack_internal(name: &[u8]) -> bool {
 /// part, like Ruby's `String#split("\n")`, so trailing empty parts produce no
 /// line, but an entirely empty value still produces one `Name: ` line. Parts
 /// with control characters (a stray CR included) are dropped one by one.
-pub fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) -> usize {
+pub(crate) fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) -> usize {
     if is_rack_internal(name) || !is_valid_header_name(name) {
         return 0;
     }
@@ -188,29 +188,17 @@ fn push_header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Appends `Content-Length: <len>\r\n`.
-pub fn push_content_length(out: &mut Vec<u8>, len: u64) {
+pub(crate) fn push_content_length(out: &mut Vec<u8>, len: u64) {
     out.extend_from_slice(b"Content-Length: ");
     push_decimal(out, len);
     out.extend_from_slice(b"\r\n");
 }
 
 /// Ends one chunk's data.
-pub const CHUNK_END: &[u8] = b"\r\n";
-
-/// Appends one chunk, `"<hex len>\r\n<data>\r\n"`. Empty data writes nothing
-/// because a zero-size chunk would end the body.
-pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
-    if data.is_empty() {
-        return;
-    }
-    out.reserve(data.len() + 20);
-    push_chunk_head(out, data.len());
-    out.extend_from_slice(data);
-    out.extend_from_slice(CHUNK_END);
-}
+pub(crate) const CHUNK_END: &[u8] = b"\r\n";
 
 /// Appends the size line of a chunk of `len` bytes, `"<hex len>\r\n"`.
-pub fn push_chunk_head(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn push_chunk_head(out: &mut Vec<u8>, len: usize) {
     push_hex(out, len as u64);
     out.extend_from_slice(b"\r\n");
 }
@@ -221,7 +209,7 @@ pub fn push_chunk_head(out: &mut Vec<u8>, len: usize) {
 /// dropped and the length taken from the body, as Puma drops a value with
 /// control characters, so the head never carries two different lengths.
 #[must_use]
-pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_content_length(value: &[u8]) -> Option<u64> {
     let trimmed = value.trim_ascii();
     if trimmed.is_empty() || trimmed.len() > 19 || !trimmed.iter().all(u8::is_ascii_digit) {
         return None;
@@ -236,7 +224,7 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
 /// app: its body must be empty, but clients still frame it normally, so it
 /// needs a `Content-Length: 0`.
 #[must_use]
-pub fn body_allowed(status: u16) -> bool {
+pub(crate) fn body_allowed(status: u16) -> bool {
     !((100..200).contains(&status) || status == 204 || status == 304)
 }
 
@@ -244,7 +232,7 @@ pub fn body_allowed(status: u16) -> bool {
 /// declares an empty body and closes, so no client waits for more and the
 /// unread rest of a bad request is never taken for a new one.
 #[must_use]
-pub fn error_response(status: u16) -> Vec<u8> {
+pub(crate) fn error_response(status: u16) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
     push_status_line(&mut out, Version::Http11, status);
     out.extend_from_slice(b"Content-Length: 0\r\nConnection: close\r\n\r\n");
@@ -283,6 +271,18 @@ fn push_hex(out: &mut Vec<u8>, mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One chunk as the chunked encoder writes it (`push_chunk_head`, data,
+    /// `CHUNK_END`); empty data writes nothing, as a zero-size chunk would
+    /// end the body.
+    fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        push_chunk_head(out, data.len());
+        out.extend_from_slice(data);
+        out.extend_from_slice(CHUNK_END);
+    }
 
     fn status_line(version: Version, status: u16) -> Vec<u8> {
         let mut out = Vec::new();

@@ -16,7 +16,7 @@ use crate::http::response::{push_chunk_head, CHUNK_END, LAST_CHUNK};
 
 /// How the body is delimited on the wire.
 #[derive(Debug, Clone)]
-pub enum Encoder {
+pub(crate) enum Encoder {
     /// `Content-Length`: exactly this many bytes are still owed. More are
     /// never sent; fewer mean the response is broken.
     Length(u64),
@@ -37,7 +37,7 @@ pub enum Encoder {
 
 /// Where the response stands. See the module comment.
 #[derive(Debug, Clone, Default)]
-pub enum Writing {
+pub(crate) enum Writing {
     /// Nothing sent yet.
     #[default]
     Init,
@@ -53,7 +53,7 @@ pub enum Writing {
 /// bytes of the piece, then `suffix`. Callers that write from the app's own
 /// buffers (without copying) use this; others call [`Writing::encode`].
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub prefix: Vec<u8>,
     pub take: usize,
     pub suffix: &'static [u8],
@@ -61,14 +61,14 @@ pub struct Frame {
 
 impl Writing {
     /// The head has been produced; the body is framed by `encoder`.
-    pub fn start(encoder: Encoder) -> Self {
+    pub(crate) fn start(encoder: Encoder) -> Self {
         Writing::Body(encoder)
     }
 
     /// Frames `len` bytes of body data. Data the framing cannot carry (past a
     /// declared length, after the app's last chunk, or after an abort) is
     /// cut, and the response becomes `Closed`.
-    pub fn frame(&mut self, data: &[u8]) -> Frame {
+    pub(crate) fn frame(&mut self, data: &[u8]) -> Frame {
         let len = data.len();
         let Writing::Body(encoder) = self else {
             // Body data after the end, or before the head: never sent.
@@ -136,7 +136,7 @@ impl Writing {
     /// Appends the framed `data` to `out` (the copying form of [`frame`]).
     ///
     /// [`frame`]: Writing::frame
-    pub fn encode(&mut self, data: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn encode(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let frame = self.frame(data);
         out.extend_from_slice(&frame.prefix);
         out.extend_from_slice(&data[..frame.take]);
@@ -145,7 +145,7 @@ impl Writing {
 
     /// The body is complete as far as the app is concerned: returns the bytes
     /// that end it on the wire (the last chunk) and settles the state.
-    pub fn finish(&mut self) -> &'static [u8] {
+    pub(crate) fn finish(&mut self) -> &'static [u8] {
         let (next, tail) = match self {
             Writing::Body(Encoder::Length(0)) => (Writing::Done, &b""[..]),
             Writing::Body(Encoder::Chunked) => (Writing::Done, LAST_CHUNK),
@@ -163,25 +163,25 @@ impl Writing {
     }
 
     /// Something went wrong mid-body (the app raised, the client is gone).
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         *self = Writing::Closed;
     }
 
     /// Only a completed response lets the connection serve another request.
     #[must_use]
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         matches!(self, Writing::Done)
     }
 
     /// Whether body data is still expected (the head is out, no end yet).
     #[must_use]
-    pub fn in_body(&self) -> bool {
+    pub(crate) fn in_body(&self) -> bool {
         matches!(self, Writing::Body(_))
     }
 
     /// Body data would be dropped anyway (HEAD, 204…): callers may skip work.
     #[must_use]
-    pub fn discards(&self) -> bool {
+    pub(crate) fn discards(&self) -> bool {
         matches!(self, Writing::Body(Encoder::Discard))
     }
 }

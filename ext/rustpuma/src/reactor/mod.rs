@@ -51,26 +51,26 @@ pub(crate) const READ_BUDGET: usize = 512 * 1024;
 /// What Ruby asks of the reactor, through [`Shared::command`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
-pub enum Command {
+pub(crate) enum Command {
     Run = 0,
     /// Close the listeners (and idle connections); finish what is in flight.
     Stop = 1,
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     pub first_data: Duration,
     pub persistent: Duration,
 }
 
 /// A complete request on its way to the pool, with its connection.
-pub struct Handoff {
+pub(crate) struct Handoff {
     pub token: Token,
     pub client: Box<Client>,
 }
 
 /// A connection on its way back from the pool.
-pub enum Returned {
+pub(crate) enum Returned {
     KeepAlive(Handoff),
     /// A complete response for the reactor to write, then keep or close.
     Respond(Handoff, Outgoing),
@@ -82,7 +82,7 @@ pub enum Returned {
 }
 
 /// State shared by the reactor and the pool threads (plain Rust data only).
-pub struct Shared {
+pub(crate) struct Shared {
     pub registry: Registry,
     waker: Waker,
     returns: Sender<Returned>,
@@ -101,7 +101,7 @@ impl Shared {
     /// Hands a connection back. The eventfd write (and the reactor's
     /// wake-up) is skipped while the reactor is awake anyway: it drains the
     /// channel before it sleeps again (see `Reactor::run`).
-    pub fn give_back(&self, returned: Returned) {
+    pub(crate) fn give_back(&self, returned: Returned) {
         if self.returns.send(returned).is_err() {
             return;
         }
@@ -113,12 +113,12 @@ impl Shared {
         }
     }
 
-    pub fn send_command(&self, command: Command) {
+    pub(crate) fn send_command(&self, command: Command) {
         self.command.store(command as u8, Ordering::Release);
         let _ = self.waker.wake();
     }
 
-    pub fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.command.load(Ordering::Acquire) == Command::Stop as u8
     }
 }
@@ -148,7 +148,7 @@ enum Slot {
     },
 }
 
-pub struct Reactor {
+pub(crate) struct Reactor {
     poll: Poll,
     listeners: Vec<Option<Listener>>,
     clients: Slab<Slot>,
@@ -177,7 +177,7 @@ pub struct Reactor {
 impl Reactor {
     /// Builds the poller and registers the listeners; no thread yet, so this
     /// is safe before a fork.
-    pub fn new(
+    pub(crate) fn new(
         mut listeners: Vec<Listener>,
         requests: Sender<Handoff>,
         timeouts: Timeouts,
@@ -228,7 +228,7 @@ impl Reactor {
     /// Runs until a stop was asked and every request in flight came back.
     /// Returning drops the request sender, which tells the pool to finish.
     /// An `Err` is a reactor that cannot go on: the caller ends the process.
-    pub fn run(mut self) -> Result<(), String> {
+    pub(crate) fn run(mut self) -> Result<(), String> {
         block_signals();
         let mut events = Events::with_capacity(1024);
         let mut stopped = false;
@@ -535,7 +535,7 @@ fn far_future() -> Instant {
 /// Set by the test hook `Native.__crash_reactor`: the reactor panics once it
 /// has taken back the response of the request that set it, to test that the
 /// process then exits (see `server.rs`).
-pub static CRASH_REQUESTED: AtomicBool = AtomicBool::new(false);
+pub(crate) static CRASH_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Signals belong to Ruby's threads: Ruby's handlers must never run on ours.
 pub(crate) fn block_signals() {

@@ -49,7 +49,7 @@ keys! {
 
 /// Adds the request's CGI variables and `HTTP_*` headers to `env`. `tls` is
 /// `Some(client certificate)` on an `ssl://` connection.
-pub fn fill(
+pub(crate) fn fill(
     ruby: &Ruby,
     env: RHash,
     head: &RequestHead,
@@ -157,7 +157,7 @@ const SCAN_LIMIT: usize = 16;
 /// headers from the env cannot be made to forward framing the server ignored.
 ///
 /// Linear in the number of headers (a hash map beyond [`SCAN_LIMIT`]).
-pub fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
     let chunked = head.framing == BodyFraming::Chunked;
     let n = head.headers.len();
     let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
@@ -235,7 +235,7 @@ fn env_key(name: &str) -> String {
 }
 
 /// Splits a Host value into name and port, keeping IPv6 brackets.
-pub fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
+pub(crate) fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     let colon = if host.first() == Some(&b'[') {
         host.iter()
             .position(|&b| b == b']')

@@ -23,7 +23,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 /// Raised by Ruby's unblocking function: a flag for loops that poll, and a
 /// channel message for code parked in `select!`.
-pub struct Interrupt {
+pub(crate) struct Interrupt {
     flag: AtomicBool,
     tx: Sender<()>,
     rx: Receiver<()>,
@@ -39,12 +39,12 @@ impl Interrupt {
         }
     }
 
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.flag.load(Ordering::Acquire)
     }
 
     /// Selectable receiver: a message arrives when Ruby interrupts the thread.
-    pub fn receiver(&self) -> &Receiver<()> {
+    pub(crate) fn receiver(&self) -> &Receiver<()> {
         &self.rx
     }
 
@@ -87,7 +87,7 @@ where
 {
     // SAFETY: `data` is the `&mut Call` that `without_gvl` passed to Ruby; it
     // outlives the call and nothing else touches it while Ruby runs us.
-    let call = unsafe { &mut *(data as *mut Call<F, R>) };
+    let call = unsafe { &mut *(data as *mut Call<'_, F, R>) };
     if let Some(func) = call.func.take() {
         let interrupt = call.interrupt;
         // A panic must not unwind into Ruby's C frames.
@@ -108,7 +108,7 @@ unsafe extern "C" fn unblock(data: *mut c_void) {
 /// Ruby, which then handles the interrupt.
 ///
 /// `func` must not touch any Ruby object: it runs in parallel with Ruby.
-pub fn without_gvl<F, R>(func: F) -> Option<R>
+pub(crate) fn without_gvl<F, R>(func: F) -> Option<R>
 where
     F: FnOnce(&Interrupt) -> R,
 {
@@ -126,7 +126,7 @@ where
     unsafe {
         rb_sys::rb_thread_call_without_gvl2(
             Some(trampoline::<F, R>),
-            &mut call as *mut Call<F, R> as *mut c_void,
+            &mut call as *mut Call<'_, F, R> as *mut c_void,
             Some(unblock),
             Arc::as_ptr(&interrupt) as *mut c_void,
         );
@@ -150,7 +150,7 @@ const INTERRUPT_RETRIES: u32 = 1000;
 /// first (which raises for `Thread#kill` or `Thread#raise`, returned as
 /// `Err`) and `func` is tried again. `Ok(None)`: still skipped after
 /// `INTERRUPT_RETRIES` turns.
-pub fn without_gvl_retrying<F, R>(
+pub(crate) fn without_gvl_retrying<F, R>(
     ruby: &magnus::Ruby,
     mut func: F,
 ) -> Result<Option<R>, magnus::Error>

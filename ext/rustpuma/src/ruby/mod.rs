@@ -1,8 +1,8 @@
 //! The modules that touch Ruby: its objects, its threads and the GVL. The
 //! rest of the crate is plain Rust.
 
-pub mod env;
-pub mod gvl;
-pub mod pool;
-pub mod request;
-pub mod server;
+pub(crate) mod env;
+pub(crate) mod gvl;
+pub(crate) mod pool;
+pub(crate) mod request;
+pub(crate) mod server;

@@ -6,7 +6,7 @@ use crossbeam_channel::{select, Receiver};
 use crate::reactor::Handoff;
 use crate::ruby::gvl::without_gvl;
 
-pub enum Wait {
+pub(crate) enum Wait {
     Request(Handoff),
     /// Ruby interrupted the wait (signal, `Thread#kill`): return to Ruby so
     /// it can act, then wait again.
@@ -15,21 +15,21 @@ pub enum Wait {
     Closed,
 }
 
-pub struct Pool {
+pub(crate) struct Pool {
     requests: Receiver<Handoff>,
 }
 
 impl Pool {
-    pub fn new(requests: Receiver<Handoff>) -> Self {
+    pub(crate) fn new(requests: Receiver<Handoff>) -> Self {
         Pool { requests }
     }
 
     /// Requests that wait for a free thread (Puma's `backlog`).
-    pub fn backlog(&self) -> usize {
+    pub(crate) fn backlog(&self) -> usize {
         self.requests.len()
     }
 
-    pub fn wait(&self) -> Wait {
+    pub(crate) fn wait(&self) -> Wait {
         // Fast path: work is already queued, no need to give up the GVL.
         if let Ok(handoff) = self.requests.try_recv() {
             return Wait::Request(handoff);

@@ -107,7 +107,7 @@ enum Piece {
 }
 
 #[magnus::wrap(class = "Rustpuma::Native::Request", free_immediately, size)]
-pub struct Request {
+pub(crate) struct Request {
     handoff: RefCell<Option<Handoff>>,
     state: RefCell<ResponseState>,
     shared: Arc<Shared>,
@@ -127,7 +127,7 @@ fn busy() -> Error {
 }
 
 impl Request {
-    pub fn new(handoff: Handoff, shared: Arc<Shared>, no_more_requests: bool) -> Self {
+    pub(crate) fn new(handoff: Handoff, shared: Arc<Shared>, no_more_requests: bool) -> Self {
         Request {
             handoff: RefCell::new(Some(handoff)),
             state: RefCell::default(),
@@ -153,7 +153,7 @@ impl Request {
     }
 
     /// Adds the CGI variables and headers to `env`.
-    pub fn fill_env(ruby: &Ruby, rb_self: &Self, env: RHash) -> Result<RHash, Error> {
+    pub(crate) fn fill_env(ruby: &Ruby, rb_self: &Self, env: RHash) -> Result<RHash, Error> {
         let slot = rb_self.handoff.try_borrow().map_err(|_| busy())?;
         let handoff = slot
             .as_ref()
@@ -175,7 +175,7 @@ impl Request {
 
     /// `[status, reason]` when the reactor rejected this request and Ruby's
     /// `lowlevel_error_handler` is to answer it; nil for a normal request.
-    pub fn rejection(rb_self: &Self) -> Result<Option<(u16, String)>, Error> {
+    pub(crate) fn rejection(rb_self: &Self) -> Result<Option<(u16, String)>, Error> {
         rb_self.with(|h| {
             h.client
                 .rejection
@@ -185,7 +185,7 @@ impl Request {
     }
 
     /// The body when it is in memory (a binary String), else nil.
-    pub fn body_string(ruby: &Ruby, rb_self: &Self) -> Result<Option<RString>, Error> {
+    pub(crate) fn body_string(ruby: &Ruby, rb_self: &Self) -> Result<Option<RString>, Error> {
         rb_self.with(|h| match &h.client.request {
             Some((_, Body::Memory(bytes))) if !bytes.is_empty() => {
                 Some(ruby.str_from_slice(bytes.as_slice()))
@@ -196,7 +196,7 @@ impl Request {
 
     /// For a body spilled to a temp file: a new descriptor of that file,
     /// positioned at the start, for Ruby to wrap in a File. Else nil.
-    pub fn body_fd(ruby: &Ruby, rb_self: &Self) -> Result<Option<i32>, Error> {
+    pub(crate) fn body_fd(ruby: &Ruby, rb_self: &Self) -> Result<Option<i32>, Error> {
         rb_self
             .with(|h| match &h.client.request {
                 Some((_, Body::File { file, .. })) => {
@@ -207,12 +207,12 @@ impl Request {
             .map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))
     }
 
-    pub fn remote_addr(rb_self: &Self) -> Result<String, Error> {
+    pub(crate) fn remote_addr(rb_self: &Self) -> Result<String, Error> {
         rb_self.with(|h| h.client.remote_addr.clone())
     }
 
     /// "GET /path HTTP/1.1", for log lines.
-    pub fn request_line(rb_self: &Self) -> Result<String, Error> {
+    pub(crate) fn request_line(rb_self: &Self) -> Result<String, Error> {
         rb_self.with(|h| match h.client.request.as_ref() {
             Some((head, _)) => format!("{} {} {}", head.method, head.target, head.version.as_str()),
             None => "-".to_string(),
@@ -338,7 +338,7 @@ impl Request {
     /// Array of Strings) is given. With `parts` nil the body follows through
     /// `write_body`, chunked on HTTP/1.1 when its length is unknown.
     /// Returns false when the client is gone.
-    pub fn respond(
+    pub(crate) fn respond(
         ruby: &Ruby,
         rb_self: &Self,
         status: u16,
@@ -486,7 +486,7 @@ impl Request {
     /// one; a file that turns out shorter or longer than that closes the
     /// connection. Small files go out with the head through the reactor,
     /// large ones are read and written without the GVL.
-    pub fn respond_file(
+    pub(crate) fn respond_file(
         ruby: &Ruby,
         rb_self: &Self,
         status: u16,
@@ -579,7 +579,7 @@ impl Request {
     /// Writes a response `respond` kept for the reactor now, from this thread
     /// (without the GVL): for `after_reply` callbacks, which run after the
     /// response is on the wire.
-    pub fn flush(rb_self: &Self) -> Result<bool, Error> {
+    pub(crate) fn flush(rb_self: &Self) -> Result<bool, Error> {
         let pending = rb_self.state_mut()?.pending.take();
         Ok(match pending {
             Some(pieces) => {
@@ -593,7 +593,7 @@ impl Request {
     /// Writes one piece of a streamed body (chunk-encoded when needed).
     /// Returns false when no more body is wanted (client gone, declared
     /// length used up, or no body on the wire), so the iteration can stop.
-    pub fn write_body(rb_self: &Self, data: RString) -> Result<bool, Error> {
+    pub(crate) fn write_body(rb_self: &Self, data: RString) -> Result<bool, Error> {
         let mut out = Vec::new();
         let head = {
             let mut state = rb_self.state_mut()?;
@@ -617,7 +617,7 @@ impl Request {
 
     /// Ends a streamed body (the last chunk when chunked). Returns false when
     /// the response could not be completed.
-    pub fn finish_body(rb_self: &Self) -> Result<bool, Error> {
+    pub(crate) fn finish_body(rb_self: &Self) -> Result<bool, Error> {
         let (head, tail) = {
             let mut state = rb_self.state_mut()?;
             (state.unsent_head.take(), state.writing.finish())
@@ -630,7 +630,7 @@ impl Request {
     /// Something failed after the app returned (a body raising, a file that
     /// cannot be read): the response cannot be trusted, so the connection
     /// closes after whatever is sent now.
-    pub fn abort(rb_self: &Self) -> Result<(), Error> {
+    pub(crate) fn abort(rb_self: &Self) -> Result<(), Error> {
         let mut state = rb_self.state_mut()?;
         state.close_after = true;
         if state.unsent_head.take().is_some() {
@@ -643,7 +643,7 @@ impl Request {
     }
 
     /// `103 Early Hints` with the given headers, before the real response.
-    pub fn early_hints(rb_self: &Self, headers: RHash) -> Result<bool, Error> {
+    pub(crate) fn early_hints(rb_self: &Self, headers: RHash) -> Result<bool, Error> {
         let version = rb_self.with(|h| h.client.request.as_ref().map(|(head, _)| head.version))?;
         let mut out = Vec::with_capacity(128);
         push_status_line(&mut out, version.unwrap_or(Version::Http11), 103);
@@ -659,7 +659,7 @@ impl Request {
 
     /// Full hijack: the app takes the socket. Returns a new descriptor for
     /// Ruby to wrap; the reactor forgets the connection.
-    pub fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
+    pub(crate) fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
         // Bytes the client sent after the request (a first websocket frame)
         // are already in our buffer; the relay delivers them, a raw
         // descriptor could not.
@@ -685,7 +685,7 @@ impl Request {
     /// stream (tunnel.rs). The relay starts now, so an app that writes from
     /// inside the hijack call (partial hijack) is never stuck.
     fn hijack_relayed(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
-        let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
+        let io_error = |e: io::Error| Error::new(ruby.exception_io_error(), e.to_string());
         let (app_end, our_end) = std::os::unix::net::UnixStream::pair().map_err(io_error)?;
         our_end.set_nonblocking(true).map_err(io_error)?;
         let mut state = rb_self.state_mut()?;
@@ -702,20 +702,20 @@ impl Request {
         Ok(app_end.into_raw_fd())
     }
 
-    pub fn is_hijacked(rb_self: &Self) -> Result<bool, Error> {
+    pub(crate) fn is_hijacked(rb_self: &Self) -> Result<bool, Error> {
         Ok(rb_self.state_mut()?.hijacked)
     }
 
     /// Whether the response is committed: after this, an error can no
     /// longer be answered with a 500, only by closing the connection.
-    pub fn is_head_sent(rb_self: &Self) -> Result<bool, Error> {
+    pub(crate) fn is_head_sent(rb_self: &Self) -> Result<bool, Error> {
         Ok(!matches!(rb_self.state_mut()?.writing, Writing::Init))
     }
 
     /// Ends the exchange: the connection goes back to the reactor when the
     /// response completed and can be kept, else it is closed (or left to the
     /// app after a hijack).
-    pub fn finish(rb_self: &Self) -> Result<(), Error> {
+    pub(crate) fn finish(rb_self: &Self) -> Result<(), Error> {
         let (keep, pending) = {
             let mut state = rb_self.state_mut()?;
             let keep = state.keep_alive

@@ -27,7 +27,7 @@ use crate::tls::{self, TlsOptions};
 const DEFAULT_SLOW_READER_LIMIT: usize = 256 * 1024 * 1024;
 
 #[magnus::wrap(class = "Rustpuma::Native::Server", free_immediately, size)]
-pub struct Server {
+pub(crate) struct Server {
     reactor: Mutex<Option<Reactor>>,
     pool: Pool,
     shared: Arc<Shared>,
@@ -39,7 +39,7 @@ pub struct Server {
 impl Server {
     /// `listeners`: an Array of `[fd, "tcp" | "unix"]`; the descriptors stay
     /// Ruby's (we duplicate them), so Ruby can still hand them to a child.
-    pub fn new(ruby: &Ruby, listeners: RArray, options: RHash) -> Result<Self, Error> {
+    pub(crate) fn new(ruby: &Ruby, listeners: RArray, options: RHash) -> Result<Self, Error> {
         let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
         let mut natives = Vec::new();
         for entry in listeners.into_iter() {
@@ -139,7 +139,7 @@ impl Server {
     /// status 1: otherwise it would keep its listener (and, in a cluster,
     /// keep checking in) while serving nobody. The cluster master or the
     /// service manager then replaces it.
-    pub fn start(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+    pub(crate) fn start(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
         let Some(reactor) = rb_self.reactor.lock().unwrap().take() else {
             return Ok(false);
         };
@@ -163,7 +163,7 @@ impl Server {
 
     /// The next request, `false` when Ruby interrupted the wait, nil once the
     /// server has stopped and everything in flight is done.
-    pub fn next_request(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+    pub(crate) fn next_request(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
         use magnus::IntoValue;
         match rb_self.pool.wait() {
             Wait::Request(handoff) => {
@@ -177,21 +177,21 @@ impl Server {
         }
     }
 
-    pub fn stop(rb_self: &Self) {
+    pub(crate) fn stop(rb_self: &Self) {
         rb_self.shared.send_command(Command::Stop);
     }
 
-    pub fn backlog(rb_self: &Self) -> usize {
+    pub(crate) fn backlog(rb_self: &Self) -> usize {
         rb_self.pool.backlog()
     }
 
-    pub fn requests_count(rb_self: &Self) -> u64 {
+    pub(crate) fn requests_count(rb_self: &Self) -> u64 {
         rb_self.shared.requests_count.load(Ordering::Relaxed)
     }
 
     /// `[backlog_max, reactor_max]` since the last call, then both reset
     /// (Puma resets them whenever stats are read).
-    pub fn take_maxima(rb_self: &Self) -> (usize, usize) {
+    pub(crate) fn take_maxima(rb_self: &Self) -> (usize, usize) {
         let shared = &rb_self.shared;
         (
             shared.backlog_max.swap(0, Ordering::Relaxed),
@@ -211,7 +211,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
 /// Test hook (only defined with `RUSTPUMA_TEST_HOOKS=1`): makes this
 /// process's reactor panic when the calling request's response comes back
 /// to it (see `CRASH_REQUESTED`).
-pub fn crash_reactor() {
+pub(crate) fn crash_reactor() {
     crate::reactor::CRASH_REQUESTED.store(true, Ordering::Relaxed);
 }
 
