@@ -12,11 +12,12 @@ module Bench
       [
         "- Date: #{Time.now.utc.strftime('%Y-%m-%d %H:%M UTC')}",
         "- Command: `#{command}`",
-        "- Machine: #{Etc.nprocessors} CPUs (`nproc`), #{cpu_model}",
+        "- Machine: #{cpu_count} CPUs, #{cpu_model}",
         "- #{first_line('ruby', '-v')}; #{first_line('puma', '--version')}; " \
         "#{first_line('nginx', '-v')}; #{first_line('wrk', '-v')[/\Awrk \S+/] || 'wrk ?'}",
         "- Peers from #{Servers.peers_dir}: #{peer_status}",
         "- rustpuma: #{rustpuma}",
+        "- CPU pinning: #{Pin.describe}",
         "- Runs: #{cfg.duration} s per wrk run (#{cfg.half} s for idle and big, #{cfg.warmup} s warm-up), " \
         "#{cfg.rounds} alternating rounds for the Ruby servers (median shown), nginx once; " \
         "#{cfg.idle} idle connections; #{cfg.uploads} × #{cfg.upload_mib} MiB uploads",
@@ -95,6 +96,14 @@ module Bench
     def ratio(a, b) = a && b && b > 0 ? format("%.2f×", a / b) : "—"
 
     def num(v, fmt = "%.2f") = v ? format(fmt, v) : ""
+
+    # Every online CPU: nproc (Etc.nprocessors) would count only the one
+    # --pin left this process.
+    def cpu_count
+      File.read("/proc/cpuinfo").scan(/^processor\s*:/).size
+    rescue SystemCallError
+      Etc.nprocessors
+    end
 
     def cpu_model
       File.read("/proc/cpuinfo")[/^model name\s*:\s*(.*)$/, 1] || "unknown CPU"

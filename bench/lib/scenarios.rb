@@ -33,6 +33,12 @@ module Bench
                 app: "hello.ru", threads: "4:4", workers: 0, servers: ALL,
                 lines: [Line.new("req/s", :rps, true, "≥ 1.2× iodine, ≥ 5× puma8, ≥ 0.6× nginx", "%.0f")],
                 measure: ->(srv) { wrk_row(srv, cfg, conns: 64) }),
+        # With --pin, the -w 1 row against the -w 2 row shows what a second
+        # worker costs or gains on one server core (Iodine -w 1 is one process).
+        Row.new(key: "cluster-w1", title: "hello world, -w 1 -t 4:4, wrk -c64 (nginx: 1 worker)",
+                app: "hello.ru", threads: "4:4", workers: 1, servers: ALL,
+                lines: [Line.new("req/s", :rps, true, "", "%.0f")],
+                measure: ->(srv) { wrk_row(srv, cfg, conns: 64) }),
         Row.new(key: "cluster", title: "hello world, -w 2 -t 4:4, wrk -c64 (nginx: 2 workers)",
                 app: "hello.ru", threads: "4:4", workers: 2, servers: ALL,
                 lines: [Line.new("req/s", :rps, true, "≥ 3× puma -w 2", "%.0f")],
@@ -74,6 +80,7 @@ module Bench
         app_row("rails-page", "Rails 6.1 ERB page with a layout, -t 3:3, wrk -c16", "rails.ru", "3:3", 0, "/catalogue"),
         app_row("rails-w2", "Rails 6.1 API controller (JSON), -w 2 -t 3:3, wrk -c16", "rails.ru", "3:3", 2, "/api/7"),
         app_row("sinatra", "Sinatra JSON route, -t 3:3, wrk -c16", "sinatra.ru", "3:3", 0, "/api/7"),
+        app_row("sinatra-w2", "Sinatra JSON route, -w 2 -t 3:3, wrk -c16", "sinatra.ru", "3:3", 2, "/api/7"),
         Row.new(key: "big", title: "8 MiB response body, -t 4:4, wrk -c8 (nginx: static file)",
                 app: "big.ru", threads: "4:4", workers: 0, servers: ALL,
                 lines: [Line.new("MiB/s", :mibps, true, "≥ 3× puma", "%.0f")],

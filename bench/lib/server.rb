@@ -3,6 +3,7 @@ require "socket"
 require "fileutils"
 require "rbconfig"
 require "tmpdir"
+require_relative "pinning"
 
 module Bench
   ROOT = File.expand_path("../..", __dir__)
@@ -179,7 +180,7 @@ module Bench
       argv, skip = command(name, port, app, threads, workers, tmpdir)
       return [nil, skip] unless argv
 
-      [Server.new(name, argv, port: port, tmpdir: tmpdir), nil]
+      [Server.new(name, Pin.wrap(argv), port: port, tmpdir: tmpdir), nil]
     end
 
     def command(name, port, app, threads, workers, tmpdir)
