@@ -299,7 +299,7 @@ class TestConfiguration < Minitest::Test
     c = conf
     c.user_dsl.after_booted { |x| seen << x }
     c.user_dsl.after_booted { raise "boom" }
-    c.user_dsl.after_booted { |x| seen << x * 2 }
+    c.user_dsl.after_booted { |x| seen << (x * 2) }
     c.load
     c.run_hooks(:after_booted, 21)
     assert_equal [21, 42], seen

@@ -317,7 +317,7 @@ class TestDSL < Minitest::Test
   end
 
   def test_get_and_inject
-    @dsl.inject { workers 4 }
+    @dsl.inject { workers 4 } # rubocop:disable Lint/UnexpectedBlockArity -- the DSL's inject, not Enumerable's
     assert_equal 4, @dsl.get(:workers)
     assert_equal :x, @dsl.get(:nothing, :x)
   end

@@ -497,7 +497,7 @@ module Rustpuma
 
     def running?(pid)
       Process.kill(0, pid)
-      state = File.read("/proc/#{pid}/stat")[/\) (\w)/, 1] rescue nil # rubocop:disable Style/RescueModifier
+      state = File.read("/proc/#{pid}/stat")[/\) (\w)/, 1] rescue nil
       state != "Z" && state != "X"
     rescue Errno::ESRCH, Errno::EPERM
       false

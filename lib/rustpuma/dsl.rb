@@ -174,8 +174,10 @@ module Rustpuma
         @options[:control_url] = url
       end
       @options[:control_auth_token] =
-        if opts[:no_token] then "none"
-        else opts[:auth_token] || Configuration.random_token
+        if opts[:no_token]
+          "none"
+        else
+          opts[:auth_token] || Configuration.random_token
         end
       @options[:control_url_umask] = opts[:umask] if opts[:umask]
     end
@@ -278,7 +280,6 @@ module Rustpuma
         else Float(val)
         end
     end
-
 
     def http_content_length_limit(limit)
       @options[:http_content_length_limit] = limit

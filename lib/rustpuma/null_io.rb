@@ -11,9 +11,6 @@ module Rustpuma
     def size = 0
     def eof? = true
     def sync = true
-    def sync=(value)
-      value
-    end
     def close = nil
     def closed? = false
     def binmode = self
@@ -23,6 +20,10 @@ module Rustpuma
     def puts(*) = nil
     def write(*) = 0
     def flush = self
+
+    def sync=(value)
+      value
+    end
 
     # `read(length)` with a length returns nil at end of stream; a plain
     # `read` returns "" (IO's contract, which Rack::Lint checks).

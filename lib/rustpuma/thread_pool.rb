@@ -108,7 +108,7 @@ module Rustpuma
     end
 
     def join(timeout = nil)
-      deadline = timeout && Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+      deadline = timeout && (Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout)
       # Threads may still be added while we wait; look again until none is.
       loop do
         threads = @lock.synchronize { @threads.dup }

@@ -112,7 +112,7 @@ module ClusterSupport
           begin
             status, = get(port)
             status == 200 ? ok << 1 : failed << "status #{status}"
-          rescue StandardError, Timeout::Error => e
+          rescue StandardError => e # Timeout::Error included
             failed << "#{e.class}: #{e.message}"
           end
         end

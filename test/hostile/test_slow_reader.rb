@@ -51,7 +51,7 @@ class TestSlowReader < Minitest::Test
       whole = readers.count do |s|
         res = RawHTTP.read_response(s, timeout: 15)
         res && res.body.bytesize == size
-      rescue EOFError, Errno::ECONNRESET, IOError
+      rescue Errno::ECONNRESET, IOError # EOFError included
         false
       end
       assert_operator whole, :>=, 1, "the first slow reader is kept"

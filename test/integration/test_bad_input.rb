@@ -23,7 +23,7 @@ class TestBadInput < Minitest::Test
     "chunked_not_last" => ["POST / HTTP/1.1\r\n#{H}Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400],
     "bad_chunk_size" => ["POST / HTTP/1.1\r\n#{H}Transfer-Encoding: chunked\r\n\r\nxyz\r\nabc\r\n0\r\n\r\n", 400],
     "header_block_over_112k" => ["GET / HTTP/1.1\r\n#{H}X-Big: #{'b' * (113 * 1024)}\r\n\r\n", 431],
-    "uri_over_12k" => ["GET /#{'u' * (12 * 1024 + 10)} HTTP/1.1\r\n#{H}\r\n", 414],
+    "uri_over_12k" => ["GET /#{'u' * ((12 * 1024) + 10)} HTTP/1.1\r\n#{H}\r\n", 414],
   }.freeze
 
   # A neighbour sends half a request first, and finishes it afterwards.

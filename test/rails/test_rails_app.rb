@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "helper"
+require "fileutils"
 require "net/http"
 require "json"
 require "rustpuma/version"
@@ -22,7 +23,7 @@ class TestRailsApp < Minitest::Test
   def setup
     install = IO.popen(self.class.bundle_env, %w[bundle install --local], chdir: APP, err: %i[child out], &:read)
     assert $?.success?, "bundle install --local failed:\n#{install}"
-    File.unlink(PIDFILE) if File.exist?(PIDFILE)
+    FileUtils.rm_f(PIDFILE)
   end
 
   def test_bundle_exec_rustpuma_with_no_arguments_serves_rails

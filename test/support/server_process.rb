@@ -118,7 +118,7 @@ class ServerProcess
     while (chunk = @reader.readpartial(4096))
       @lock.synchronize { @output << chunk }
     end
-  rescue EOFError, IOError
+  rescue IOError # EOFError included
     nil
   end
 end

@@ -194,7 +194,7 @@ module Rustpuma
             end
           rescue IO::WaitReadable
             next
-          rescue EOFError, IOError, Errno::EBADF
+          rescue IOError, Errno::EBADF # EOFError included
             break # stopping: the pipe was closed
           rescue StandardError => e
             @log_writer.unknown_error(e, "fork loop")

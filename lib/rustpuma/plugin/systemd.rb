@@ -7,4 +7,5 @@ require_relative "../plugin"
 # NOTIFY_SOCKET is set. Naming it is accepted and adds nothing, and keeps
 # Puma's own file (which needs Puma's internals) from being looked up.
 Rustpuma::Plugin.create do
+  # nothing to add: see above
 end
