@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # Hooks, the control app, the state file and rustpumactl.
 class TestClusterControl < Minitest::Test

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # Fewer workers (TTOU) stops the youngest or the oldest worker, as
 # worker_culling_strategy says, and the master runs after_worker_shutdown

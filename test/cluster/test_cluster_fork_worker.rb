@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # fork_worker: the master forks worker 0 only, worker 0 forks the others;
 # refork (URG, the control app, rustpumactl, or automatically after N

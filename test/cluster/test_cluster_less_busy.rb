@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # wait_for_less_busy_worker: a worker with requests in flight delays its
 # accept, so an idle worker takes new connections (Puma's cluster accept

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # A worker whose reactor thread dies exits with status 1 (instead of keeping
 # its listener and checking in while serving nobody), and the master

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # Hot (USR2) and phased (USR1) restarts while clients keep connecting: no
 # request may fail, and the workers must be new processes afterwards.

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # Cluster mode's process model: workers serve, die, get replaced, time out,
 # grow and shrink, and stop gracefully with the master.

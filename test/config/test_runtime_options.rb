@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 require "tmpdir"
 
 # Configuration settings that change what a running server does, checked on

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 
 # Never a crashed server: a few hundred malformed or random requests (fixed
 # seed, so a failure can be replayed), each on its own connection, some cut

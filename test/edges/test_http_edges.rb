@@ -1,13 +1,13 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 require "tmpdir"
 require "fileutils"
 require "json"
 require "openssl"
 require "securerandom"
 require "open3"
-require_relative "../support/certificates"
+require "support/certificates"
 
 # Real deployments' edges, from one config file as a Puma user writes it:
 # TLS (rustls), unix sockets, early hints, upload limits, websockets through

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "hostile_support"
+require "support/hostile_support"
 
 # One reactor thread serves everyone: a client that uploads as fast as
 # loopback allows must not keep it from the others. Each connection reads at

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "hostile_support"
+require "support/hostile_support"
 
 # Hostile clients, one kind per test: while they do their worst a
 # well-behaved client is still served, and once they are gone the server's

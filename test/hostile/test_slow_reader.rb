@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 require "tmpdir"
-require_relative "hostile_support"
+require "support/hostile_support"
 
 # Clients that do not read their responses: the write timeout runs from the
 # last write that made progress (sending us bytes does not extend it), and

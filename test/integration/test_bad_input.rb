@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 
 # Malformed requests get the right status and a closed connection; the
 # process survives, and a neighbour mid-request on another connection is

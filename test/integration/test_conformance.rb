@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 
 # Every case of spec/http_cases.json, sent over a raw socket to an app that
 # answers 200 and echoes the body.

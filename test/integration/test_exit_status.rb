@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 require "support/server_test_case"
 require "tmpdir"
 require "fileutils"

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 
 # Request heads built to confuse the server: underscored header names posing
 # as framing headers, openings that are not HTTP at all, and heads trickled

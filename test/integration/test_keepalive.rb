@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 
 # Persistent connections and pipelining.
 class TestKeepAlive < Minitest::Test

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 require_relative "../fixtures/large_body_parts"
 
 # Large Array bodies are written by the pool thread with the GVL released,

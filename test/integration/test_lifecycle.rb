@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 require "tmpdir"
 
 # Signals and CLI flags: each test owns its server process.

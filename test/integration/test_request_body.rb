@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 require "digest"
 
 # Request bodies: large (spilled to a temp file), chunked, Expect: 100-continue.

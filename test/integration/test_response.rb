@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 
 # How responses go out: header hygiene, framing, bodies of every kind.
 class TestResponse < Minitest::Test

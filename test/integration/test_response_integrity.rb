@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "integration_helper"
+require "support/integration_helper"
 require "digest"
 
 # A response is either complete, so the connection can carry the next one,

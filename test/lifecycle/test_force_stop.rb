@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 require "tmpdir"
 
 # A second Ctrl-C does not wait: while a graceful stop waits for a long

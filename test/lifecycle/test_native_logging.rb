@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 
 # Native log lines go through a queue to a logger thread: a supervisor that
 # never reads our stderr must not freeze the reactor (before, the reactor

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 
 # A process whose reactor thread died would keep its listener open and serve
 # nobody. It must log why and exit non-zero instead (the cluster variant,

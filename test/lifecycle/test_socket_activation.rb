@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 require "socket"
 
 # systemd socket activation: a listening socket passed as fd 3 with

@@ -1,13 +1,16 @@
 # frozen_string_literal: true
 
-$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
-$LOAD_PATH.unshift __dir__
+# What every test file loads first (`require "support/helper"`): minitest,
+# the server-process and raw-HTTP helpers, a time bound on every test.
+TEST_DIR = File.expand_path("..", __dir__)
+$LOAD_PATH.unshift File.expand_path("../lib", TEST_DIR)
+$LOAD_PATH.unshift TEST_DIR
 
 require "minitest/autorun"
 require "socket"
 require "timeout"
-require_relative "support/server_process"
-require_relative "support/raw_http"
+require_relative "server_process"
+require_relative "raw_http"
 
 # Every integration test is bounded: a hung server fails the test instead of
 # hanging CI.
@@ -41,7 +44,7 @@ module Minitest
   end
 end
 
-FIXTURES = File.expand_path("fixtures", __dir__)
+FIXTURES = File.join(TEST_DIR, "fixtures")
 
 require "rustpuma/default_bind"
 # Puma 8's default host as it appears in a bind: `[::]` where the machine

@@ -3,7 +3,7 @@
 # Shared plumbing for the hostile-client tests: a server on faults.ru, a
 # well-behaved client that must still be served, and the server's
 # descriptor count and RSS (from /proc) to compare against a baseline.
-require "helper"
+require "support/helper"
 
 module HostileSupport
   APP = File.join(FIXTURES, "faults.ru")

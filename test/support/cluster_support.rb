@@ -3,7 +3,7 @@
 # Shared plumbing for the cluster tests (no tests of its own): servers with
 # workers, worker pids read from the boot lines, plain GETs on fresh
 # connections, and bounded waits for processes to go away.
-require "helper"
+require "support/helper"
 require "json"
 require "tmpdir"
 require "rustpuma/version"
