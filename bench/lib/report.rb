@@ -42,7 +42,11 @@ module Bench
 
             res[s][:failure] ? "failed to start" : res[s][:skip] ? "skipped" : "—"
           end
-          ratios = peers.map { |p| line.ratio ? ratio(vals["rustpuma"], vals[p]) : "" }
+          ratios = peers.map do |p|
+            next "" unless line.ratio
+
+            row.servers.include?(p) ? ratio(vals["rustpuma"], vals[p]) : "n/a"
+          end
           out << "| #{row.key} | #{line.label} | #{cells.join(' | ')} | #{ratios.join(' | ')} | #{line.target} |"
         end
       end

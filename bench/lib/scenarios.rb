@@ -91,6 +91,7 @@ module Bench
     def app_row(key, title, app, threads, workers, path)
       Row.new(key: key, title: title, app: app, threads: threads, workers: workers, servers: RUBIES,
               lines: [Line.new("req/s", :rps, true, "", "%.0f"),
+                      Line.new("p50 ms", :p50, false, "", "%.1f"),
                       Line.new("p99 ms", :p99, false, "", "%.1f"),
                       Line.new("peak RSS MiB", :rss, false, "", "%.0f")],
               measure: ->(srv) { wrk_row(srv, @cfg, conns: 16, path: path) })
