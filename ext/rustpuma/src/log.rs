@@ -13,16 +13,15 @@
 //! across a fork. A forked child finds a logger whose thread does not exist
 //! there (its pid differs) and starts its own.
 
-use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_utils::atomic::AtomicCell;
 
 /// Lines waiting for stderr; beyond this they are dropped (and counted).
 const QUEUE_LINES: usize = 4096;
-/// How long a fatal error waits for its line to reach stderr before exiting.
-const FATAL_FLUSH: Duration = Duration::from_secs(2);
 
 struct Logger {
     pid: u32,
@@ -32,7 +31,25 @@ struct Logger {
     dropped: AtomicU64,
 }
 
-static LOGGER: AtomicPtr<Logger> = AtomicPtr::new(std::ptr::null_mut());
+/// A logger is leaked (a few bytes per process) and never freed, so a
+/// reference to it can be shared without a lock: a lock held by another
+/// thread at `fork` would stay locked forever in the child.
+#[derive(Clone, Copy)]
+struct Installed(&'static Logger);
+
+impl PartialEq for Installed {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Installed {}
+
+static LOGGER: AtomicCell<Option<Installed>> = AtomicCell::new(None);
+
+// A pointer-sized cell is a plain atomic; a bigger one would hide a spin
+// lock, with the same fork hazard.
+const _: () = assert!(AtomicCell::<Option<Installed>>::is_lock_free());
 
 /// Queues one line for stderr; never blocks.
 pub(crate) fn warn(message: &str) {
@@ -48,28 +65,13 @@ pub(crate) fn warn(message: &str) {
     }
 }
 
-/// Logs `message` and ends the process with status 1, without running
-/// atexit handlers or destructors (other threads are still running Ruby).
-/// Used when the reactor dies: a process that keeps its listener but
-/// serves nothing must go, so that the cluster master (or systemd) replaces
-/// it.
-pub(crate) fn fatal(message: &str) -> ! {
-    warn(message);
-    flush(FATAL_FLUSH);
-    // SAFETY: `_exit` ends the process immediately; nothing after it runs.
-    unsafe { libc::_exit(1) }
-}
-
 /// Waits (at most `limit`) until every line queued so far has reached
 /// stderr. The process calls it before it ends or re-executes itself: the
 /// logger thread writes asynchronously, and the last lines (a parse error
 /// logged just before a TERM) are the ones tooling and tests look for.
 /// Starts no logger: with none running there is nothing to wait for.
 pub(crate) fn flush(limit: Duration) {
-    let current = LOGGER.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer in LOGGER comes from `Box::leak` in
-    // `logger()` and is never freed.
-    let Some(logger) = (unsafe { current.as_ref() }) else {
+    let Some(Installed(logger)) = LOGGER.load() else {
         return;
     };
     if logger.pid != std::process::id() {
@@ -93,10 +95,8 @@ pub(crate) fn flush_for_ruby() {
 /// child, where the parent's logger thread does not exist).
 fn logger() -> Option<&'static Logger> {
     let pid = std::process::id();
-    let current = LOGGER.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer in LOGGER comes from `Box::leak` below and
-    // is never freed.
-    if let Some(logger) = unsafe { current.as_ref() } {
+    let current = LOGGER.load();
+    if let Some(Installed(logger)) = current {
         if logger.pid == pid {
             return Some(logger);
         }
@@ -109,12 +109,7 @@ fn logger() -> Option<&'static Logger> {
         written: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
     }));
-    match LOGGER.compare_exchange(
-        current,
-        fresh as *const Logger as *mut Logger,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
+    match LOGGER.compare_exchange(current, Some(Installed(fresh))) {
         Ok(_) => {
             let spawned = std::thread::Builder::new()
                 .name("rustpuma-log".into())
@@ -122,8 +117,7 @@ fn logger() -> Option<&'static Logger> {
             spawned.is_ok().then_some(fresh)
         }
         // Another thread installed one first; ours (a few bytes) is leaked.
-        // SAFETY: as above, installed loggers are never freed.
-        Err(installed) => unsafe { installed.as_ref() },
+        Err(installed) => installed.map(|Installed(logger)| logger),
     }
 }
 
@@ -145,9 +139,10 @@ fn write_lines(logger: &'static Logger, lines: Receiver<String>) {
 
 /// Blocking write of all of `bytes` to fd 2; gives up on a real error.
 fn write_stderr(mut bytes: &[u8]) {
-    // SAFETY: fd 2 stays open for the life of the process (Ruby reopens it
-    // in place for `stdout_redirect`, never closes it).
-    let fd = unsafe { BorrowedFd::borrow_raw(2) };
+    // fd 2 itself, not Rust's `stderr()` buffer or lock: Ruby reopens it in
+    // place for `stdout_redirect`, never closes it.
+    let stderr = std::io::stderr();
+    let fd = stderr.as_fd();
     while !bytes.is_empty() {
         match nix::unistd::write(fd, bytes) {
             Ok(0) => return,

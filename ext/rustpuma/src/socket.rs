@@ -6,16 +6,15 @@
 //! in short slices so that a Ruby interrupt or the write timeout ends it.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
-
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rustls::ServerConfig;
 
-use crate::ruby::gvl::Interrupt;
 use crate::tls::TlsStream;
 
 /// How long a client may refuse to take response bytes (Puma's write timeout).
@@ -78,14 +77,6 @@ impl Stream {
         }
     }
 
-    pub(crate) fn raw_fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tls(s) => s.tcp.as_raw_fd(),
-        }
-    }
-
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
@@ -98,7 +89,8 @@ impl Stream {
         }
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
+    /// The socket's descriptor, borrowed (a full hijack duplicates it).
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
@@ -143,8 +135,9 @@ impl Stream {
     }
 
     /// Writes every byte of `parts` in order, waiting (without the GVL, the
-    /// caller makes sure) while the client's window is full.
-    pub(crate) fn write_all(&mut self, parts: &[&[u8]], interrupt: &Interrupt) -> io::Result<()> {
+    /// caller makes sure) while the client's window is full. Setting
+    /// `cancel` (Ruby's unblocking function does) ends the wait.
+    pub(crate) fn write_all(&mut self, parts: &[&[u8]], cancel: &AtomicBool) -> io::Result<()> {
         let mut part = 0;
         let mut offset = 0;
         let mut deadline = Instant::now() + WRITE_TIMEOUT;
@@ -174,21 +167,21 @@ impl Stream {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_writable(deadline, interrupt)?
+                    self.wait_writable(deadline, cancel)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         while !self.flush_pending()? {
-            self.wait_writable(deadline, interrupt)?;
+            self.wait_writable(deadline, cancel)?;
         }
         Ok(())
     }
 
-    fn wait_writable(&self, deadline: Instant, interrupt: &Interrupt) -> io::Result<()> {
+    fn wait_writable(&self, deadline: Instant, cancel: &AtomicBool) -> io::Result<()> {
         loop {
-            if interrupt.is_set() {
+            if cancel.load(Ordering::Acquire) {
                 return Err(io::Error::new(
                     io::ErrorKind::Interrupted,
                     "interrupted by Ruby",

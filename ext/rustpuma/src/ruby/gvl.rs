@@ -39,8 +39,9 @@ impl Interrupt {
         }
     }
 
-    pub(crate) fn is_set(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
+    /// Set when Ruby interrupts the thread: the core's write loop polls it.
+    pub(crate) fn flag(&self) -> &AtomicBool {
+        &self.flag
     }
 
     /// Selectable receiver: a message arrives when Ruby interrupts the thread.

@@ -12,7 +12,7 @@
 use std::cell::{RefCell, RefMut};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
 use magnus::rb_sys::AsRawValue;
@@ -538,7 +538,7 @@ impl Request {
         let mut head_out = false;
         let result = without_gvl_retrying(ruby, |interrupt| -> io::Result<()> {
             if !head_out {
-                stream.write_all(&[&head_bytes], interrupt)?;
+                stream.write_all(&[&head_bytes], interrupt.flag())?;
                 head_out = true;
             }
             let mut buf = vec![0u8; FILE_CHUNK];
@@ -552,12 +552,12 @@ impl Request {
                 };
                 if n == 0 {
                     let tail = writing.finish();
-                    return stream.write_all(&[tail], interrupt);
+                    return stream.write_all(&[tail], interrupt.flag());
                 }
                 let frame = writing.frame(&buf[..n]);
                 stream.write_all(
                     &[&frame.prefix, &buf[..frame.take], frame.suffix],
-                    interrupt,
+                    interrupt.flag(),
                 )?;
             }
             Ok(())
@@ -668,10 +668,7 @@ impl Request {
         }
         let fd = rb_self.with(|h| {
             let _ = rb_self.shared.registry.deregister(h.client.stream.source());
-            // SAFETY: the descriptor belongs to this open stream, which the
-            // borrowed handoff keeps alive for the duration of the dup.
-            let borrowed = unsafe { BorrowedFd::borrow_raw(h.client.stream.raw_fd()) };
-            borrowed.try_clone_to_owned()
+            h.client.stream.fd().try_clone_to_owned()
         })?;
         let fd = fd.map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))?;
         let mut state = rb_self.state_mut()?;
@@ -757,7 +754,9 @@ impl Request {
         };
         let stream = &mut handoff.client.stream;
         let ruby = Ruby::get().map_err(|e| io_error(e.to_string()))?;
-        let result = without_gvl_retrying(&ruby, |interrupt| stream.write_all(pieces, interrupt));
+        let result = without_gvl_retrying(&ruby, |interrupt| {
+            stream.write_all(pieces, interrupt.flag())
+        });
         let ok = matches!(result, Ok(Some(Ok(()))));
         drop(slot);
         if !ok {

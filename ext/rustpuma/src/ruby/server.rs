@@ -16,8 +16,8 @@ use magnus::value::ReprValue;
 use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
 
 use crate::client::Limits;
-use crate::log;
 use crate::reactor::{Command, Reactor, Shared, Timeouts};
+use crate::ruby::fatal::fatal;
 use crate::ruby::pool::{Pool, Wait};
 use crate::ruby::request::Request;
 use crate::socket::Listener;
@@ -149,9 +149,9 @@ impl Server {
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reactor.run())) {
                     Ok(Ok(())) => {}
                     Ok(Err(reason)) => {
-                        log::fatal(&format!("! Reactor failed: {reason}; exiting (status 1)"))
+                        fatal(&format!("! Reactor failed: {reason}; exiting (status 1)"))
                     }
-                    Err(panic) => log::fatal(&format!(
+                    Err(panic) => fatal(&format!(
                         "! Reactor thread panicked: {}; exiting (status 1)",
                         panic_message(&panic)
                     )),
