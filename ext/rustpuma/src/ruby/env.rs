@@ -158,15 +158,25 @@ const SCAN_LIMIT: usize = 16;
 ///
 /// Linear in the number of headers (a hash map beyond [`SCAN_LIMIT`]).
 pub(crate) fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
+    merge_counting(head).0
+}
+
+/// [`merged_headers`], and how many keys its lookups compared (so a test
+/// can tell linear work from quadratic; the answer alone cannot).
+fn merge_counting(head: &RequestHead) -> (Vec<(String, Vec<u8>)>, usize) {
     let chunked = head.framing == BodyFraming::Chunked;
     let n = head.headers.len();
     let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
     let mut index: HashMap<String, usize> = HashMap::new();
+    let compared = std::cell::Cell::new(0usize);
     let find = |out: &[(String, Vec<u8>)], index: &HashMap<String, usize>, key: &str| {
         if n > SCAN_LIMIT {
+            compared.set(compared.get() + 1);
             index.get(key).copied()
         } else {
-            out.iter().position(|(k, _)| k == key)
+            let found = out.iter().position(|(k, _)| k == key);
+            compared.set(compared.get() + found.map_or(out.len(), |i| i + 1));
+            found
         }
     };
     let mut underscored = false;
@@ -190,7 +200,7 @@ pub(crate) fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
         }
     }
     if !underscored {
-        return out;
+        return (out, compared.get());
     }
     // Underscored names take their dashed key unless a dashed header holds
     // it; when several map to one key, the last one wins (as in Puma).
@@ -212,7 +222,8 @@ pub(crate) fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
     }
     let mut keep = keep.into_iter();
     out.retain(|_| keep.next().unwrap_or(true));
-    out
+    let compared = compared.get();
+    (out, compared)
 }
 
 /// `HTTP_` + the name upper-cased with `-` as `_` and `_` as `,` (Puma's
@@ -407,6 +418,10 @@ mod tests {
         list.push(("X_Only", "u"));
         let got = keys(&list, BodyFraming::Empty);
         assert_eq!(got.len(), 1001);
+        // One lookup per header, one more per underscored name; a scan of
+        // the keys so far would compare ~n²/2 (here ~10⁶).
+        let (_, compared) = merge_counting(&head(&list, BodyFraming::Empty));
+        assert!(compared <= 2 * list.len(), "{compared} key comparisons");
         assert_eq!(got[7], ("HTTP_X_H7".to_string(), "v, v, v".to_string()));
         assert_eq!(got[1000], ("HTTP_X_ONLY".to_string(), "u".to_string()));
         let few = keys(&list[..12], BodyFraming::Empty);
