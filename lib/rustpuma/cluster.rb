@@ -2,6 +2,8 @@
 
 require "json"
 require "time"
+require_relative "runner"
+require_relative "cluster/pipe"
 require_relative "cluster/worker_handle"
 require_relative "cluster/worker"
 require_relative "control_app"
@@ -26,14 +28,14 @@ module Rustpuma
   #
   # With `fork_worker` the master forks worker 0 only; worker 0 forks every
   # other worker when the master asks (a line with the index on the fork
-  # pipe) and reports its pid ("f<pid>:<index>"); the forked worker then
+  # pipe) and reports its pid (Pipe::FORKED); the forked worker then
   # talks to the master like any other. A refork (URG, the control app's
   # /refork, or automatically once worker 0 has served `fork_worker`
   # requests) bumps the phase, runs before_refork in worker 0 and replaces
   # the other workers one at a time with fresh forks of worker 0.
   #
   # Created by Launcher#select_runner when workers > 0.
-  class Cluster
+  class Cluster < Runner
     # Cluster lines carry the pid of the process that wrote them, as Puma's.
     class PidLogWriter < LogWriter
       def log(str)
@@ -44,13 +46,10 @@ module Rustpuma
     # Delay before replacing a worker that died before booting.
     RESPAWN_BACKOFF = 1
 
-    attr_reader :binder, :phase, :workers, :started_at, :log_writer
+    attr_reader :phase, :workers, :started_at
 
     def initialize(launcher)
-      @launcher = launcher
-      @config = launcher.config
-      @options = launcher.options
-      @log_writer = PidLogWriter.new(launcher.log_writer.stdout, launcher.log_writer.stderr)
+      super(launcher, PidLogWriter.new(launcher.log_writer.stdout, launcher.log_writer.stderr))
       @log_writer.debug = launcher.log_writer.debug?
       @log_writer.formatter = launcher.log_writer.formatter
       @log_writer.custom_logger = launcher.log_writer.custom_logger
@@ -78,13 +77,10 @@ module Rustpuma
       trap_signals
       Process.setproctitle(title)
 
-      # As Puma: printed before the workers boot (tools wait for this line,
-      # then for one "booted" line per worker), then the warnings, then
-      # stdout_redirect takes over (the workers inherit the files).
-      log "Use Ctrl-C to stop"
-      @launcher.warn_ruby_mn_threads(@log_writer)
-      single_worker_warning
-      @launcher.redirect_io
+      # As Puma: before the workers boot (tools wait for the ready line, then
+      # for one "booted" line per worker); the workers inherit the files
+      # stdout_redirect opens.
+      log_ready
       StateFile.write(@launcher)
       @control = ControlServer.bind(@launcher, @log_writer)
 
@@ -134,7 +130,7 @@ module Rustpuma
     end
 
     def reload_worker_directory
-      dir = @launcher.instance_variable_get(:@restart_dir) || Dir.pwd
+      dir = @launcher.restart_dir || Dir.pwd
       log "+ Changing to #{dir}"
       Dir.chdir(dir)
       true
@@ -155,22 +151,14 @@ module Rustpuma
 
     private
 
-    def log(str)
-      @log_writer.log(str)
-    end
-
     def wakeup!
-      @write&.write_nonblock("!\n", exception: false)
+      @write&.write_nonblock("#{Pipe::WAKEUP}\n", exception: false)
     rescue IOError
       nil
     end
 
     def log_banner
-      log "Rustpuma starting in cluster mode..."
-      log "* Rustpuma version: #{VERSION} (ruby #{RUBY_VERSION}-p#{RUBY_PATCHLEVEL}) (Puma #{PUMA_COMPAT_VERSION} compatible)"
-      log "*  Min threads: #{@options[:min_threads]}"
-      log "*  Max threads: #{@options[:max_threads]}"
-      log "*  Environment: #{@config.environment}"
+      log_banner_head("cluster")
       log "*   Master PID: #{Process.pid}"
       log "*      Workers: #{@options[:workers]}"
       mark = ->(yes) { yes ? "\u2714" : "\u2716" }
@@ -217,26 +205,17 @@ module Rustpuma
     def after_loop
       restarting = @launcher.restarting?
       @control&.stop
-      if @status == :halt
-        # The workers go as soon as they see the master gone; the socket
-        # files this process created are removed, as Puma does.
-        log "* Stopping immediately!"
-        @binder.close
-        log "=== rustpuma shutdown: #{Time.now} ==="
-        log Const::GOODBYE
-        return
-      end
+      # The workers go as soon as they see the master gone.
+      return halt_now if @status == :halt
 
-      Systemd.notify(restarting ? "RELOADING=1" : "STOPPING=1")
+      notify_systemd_stopping
       # New connections are refused from now on, unless a new master image
       # takes the sockets over.
       @binder.close unless restarting
       stop_workers
       return if restarting
 
-      @config.run_hooks(:after_stopped)
-      log "=== rustpuma shutdown: #{Time.now} ==="
-      log Const::GOODBYE
+      after_stopped
     end
 
     def read_messages
@@ -248,13 +227,15 @@ module Rustpuma
       nil
     end
 
+    # One line from a worker (see cluster/pipe.rb).
     def handle_message(line)
       kind = line[0]
-      return @next_check = Time.now if kind == "!" || kind.nil?
+      return @next_check = Time.now if kind == Pipe::WAKEUP || kind.nil?
 
       rest = line[1..]
       pid = rest.to_i
-      if kind == "b" || kind == "f"
+      announces_index = [Pipe::BOOTED, Pipe::FORKED].include?(kind)
+      if announces_index
         pid, idx = rest.split(":").map(&:to_i)
         w = @workers.find { |x| x.index == idx }
         w.pid = pid if w && w.pid.nil?
@@ -262,22 +243,22 @@ module Rustpuma
       w = @workers.find { |x| x.pid == pid }
       unless w
         @log_writer.debug "Out-of-sync worker list, no #{pid} worker"
-        stray_worker(pid) if kind == "b" || kind == "f"
+        stray_worker(pid) if announces_index
         return
       end
 
       case kind
-      when "b"
+      when Pipe::BOOTED
         w.boot!
         log "- Worker #{w.index} (PID: #{pid}) booted in #{w.uptime.round(2)}s, phase: #{w.phase}"
         @next_check = Time.now
-      when "i" then idle!(pid)
-      when "u" then @idle_pids.delete(pid)
-      when "e" then w.term!
-      when "t"
+      when Pipe::IDLE then idle!(pid)
+      when Pipe::ACTIVE then @idle_pids.delete(pid)
+      when Pipe::TERM_RECEIVED then w.term!
+      when Pipe::EXITING
         w.term unless w.term?
         @next_check = Time.now # reap and replace it (fork_worker: once worker 0 has)
-      when "p"
+      when Pipe::CHECK_IN
         w.ping!(parse_status(rest.sub(/\A\d+/, "")))
         booted! if !@booted && @workers.size >= @options[:workers] && @workers.all? { |x| x.booted? && !x.last_status.empty? }
         auto_refork(w)
@@ -324,7 +305,7 @@ module Rustpuma
       stop_if_all_idle
     end
 
-    def single_worker_warning
+    def boot_warnings
       return unless @options[:workers] == 1 && !@options[:silence_single_worker_warning]
 
       log "! WARNING: Detected running cluster mode with 1 worker."
@@ -372,7 +353,7 @@ module Rustpuma
       missing.times do
         idx = next_worker_index
         if fork_worker? && idx != 0
-          # Worker 0 forks it (once it is up); the pid comes with "f"/"b".
+          # Worker 0 forks it (once it is up); the pid comes with FORKED/BOOTED.
           w0 = worker_zero
           break unless w0&.booted? && !w0.term?
 
@@ -547,7 +528,7 @@ module Rustpuma
       log "- Starting worker refork, phase: #{@phase}"
       Systemd.notify("RELOADING=1")
       reload_worker_directory
-      tell_worker_zero("r#{@phase}")
+      tell_worker_zero("#{Pipe::REFORK_START}#{@phase}")
       @phase_announced = false
       @next_check = Time.now
     end
@@ -567,7 +548,7 @@ module Rustpuma
           if @reforking
             @reforking = nil
             log "- Worker refork complete, phase: #{@phase}"
-            tell_worker_zero("a#{@phase}")
+            tell_worker_zero("#{Pipe::REFORK_DONE}#{@phase}")
           else
             log "- Phased restart complete, phase: #{@phase}"
           end
@@ -595,17 +576,17 @@ module Rustpuma
 
     # -- signals -----------------------------------------------------------------
 
+    # A worker that has not installed its own trap yet just goes.
+    def before_stop_signal(_sig)
+      exit!(0) if Process.pid != @master_pid
+    end
+
+    def hup
+      @launcher.hup { @workers.each(&:hup) }
+    end
+
     def trap_signals
-      master = Process.pid
-      %w[TERM INT].each do |sig|
-        Signal.trap(sig) do
-          # A worker that has not installed its own trap yet just goes.
-          exit!(0) if Process.pid != master
-          @launcher.sigterm! if sig == "TERM"
-          stop
-        end
-      end
-      Signal.trap("USR2") { @launcher.restart }
+      super
       Signal.trap("USR1") do
         unless phased_restart
           log "* phased-restart called but not available, restarting normally."
@@ -623,7 +604,6 @@ module Rustpuma
       Signal.trap("CHLD") { wakeup! }
       Signal.trap("URG") { refork } if fork_worker?
       Signal.trap("QUIT") { halt } # pumactl halt without a control app
-      Signal.trap("HUP") { @launcher.hup { @workers.each(&:hup) } }
     end
   end
 end

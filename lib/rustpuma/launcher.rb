@@ -12,6 +12,8 @@ module Rustpuma
   # Called by the CLI and the Rack handler.
   class Launcher
     attr_reader :config, :options, :log_writer, :runner
+    # Where the command started: a phased restart's workers start there.
+    attr_reader :restart_dir
 
     # What plugins subscribe to: launcher.events.after_booted { … }.
     def events

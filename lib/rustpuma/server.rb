@@ -99,6 +99,23 @@ module Rustpuma
       @pool&.kill
     end
 
+    # The end of serving, in single mode and in each cluster worker: the
+    # listeners close, then requests in flight have force_shutdown_after to
+    # finish before the pool threads are killed (`on_force` runs just
+    # before). The block runs in between: the caller closes its own copies
+    # of the listeners there. shutdown_debug dumps the threads at the start,
+    # or (`:on_force`) only when they had to be killed.
+    def shutdown(on_force: nil)
+      stop
+      dump_threads("Shutdown initiated") if @options[:shutdown_debug] == true
+      yield if block_given?
+      return if join(force_shutdown_after)
+
+      dump_threads("Shutdown timeout exceeded") if @options[:shutdown_debug] == :on_force
+      on_force&.call
+      kill
+    end
+
     # Puma 8's per-server stats, key for key. The maxima are since the
     # last call (Puma resets them on every read).
     def stats
@@ -141,6 +158,12 @@ module Rustpuma
     end
 
     private
+
+    # nil (wait for every request) unless `force_shutdown_after` says.
+    def force_shutdown_after
+      limit = @options[:force_shutdown_after]
+      limit.nil? || limit.negative? ? nil : limit
+    end
 
     def supported_methods
       methods = @options[:supported_http_methods]

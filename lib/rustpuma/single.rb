@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "time"
+require_relative "runner"
 
 module Rustpuma
   # Single mode: this process binds, loads the app and serves it with one
@@ -11,14 +12,9 @@ module Rustpuma
   # Launcher); HUP reopens redirected logs.
   #
   # Created by Launcher.
-  class Single
-    attr_reader :binder
-
+  class Single < Runner
     def initialize(launcher)
-      @launcher = launcher
-      @config = launcher.config
-      @options = launcher.options
-      @log_writer = launcher.log_writer
+      super
       @stopping = false
     end
 
@@ -39,18 +35,14 @@ module Rustpuma
       Process.setproctitle(@launcher.process_title)
       if (idle = @options[:idle_timeout])
         @server.watch_idle(idle, on_idle: lambda {
-          @log_writer.log "- Idle timeout reached"
+          log "- Idle timeout reached"
           stop
         })
       end
       StateFile.write(@launcher)
       @control = ControlServer.start(@launcher, @log_writer)
-      # Printed once everything, the control app too, accepts connections:
-      # tools wait for this line.
-      @log_writer.log "Use Ctrl-C to stop"
-      @launcher.warn_ruby_mn_threads
-      # As Puma: the banner stays on the terminal; the files get the rest.
-      @launcher.redirect_io
+      # Once everything, the control app too, accepts connections.
+      log_ready
       Systemd.ready(@log_writer)
       @config.run_hooks(:after_booted)
       @log_writer.debug_loaded_extensions("Loaded Extensions:")
@@ -80,69 +72,39 @@ module Rustpuma
     private
 
     def log_banner
-      @log_writer.log "Rustpuma starting in single mode..."
-      @log_writer.log "* Rustpuma version: #{VERSION} (ruby #{RUBY_VERSION}-p#{RUBY_PATCHLEVEL}) (Puma #{PUMA_COMPAT_VERSION} compatible)"
-      @log_writer.log "*  Min threads: #{@options[:min_threads]}"
-      @log_writer.log "*  Max threads: #{@options[:max_threads]}"
-      @log_writer.log "*  Environment: #{@config.environment}"
-      @log_writer.log "*          PID: #{Process.pid}"
+      log_banner_head("single")
+      log "*          PID: #{Process.pid}"
     end
 
     def shutdown
-      Systemd.notify(@launcher.restarting? ? "RELOADING=1" : "STOPPING=1")
+      notify_systemd_stopping
       @control&.stop
       return halt_now if @halting
 
-      @log_writer.log Const::GRACEFUL_STOP
-      @server.stop
-      @server.dump_threads("Shutdown initiated") if @options[:shutdown_debug] == true
-      # Like Puma, the listeners close first, so new clients are refused at
-      # once, then in-flight requests finish. On a restart the next process
-      # image takes the sockets over instead.
-      @binder.close unless @launcher.restarting?
-      unless @server.join(force_shutdown_after)
-        @server.dump_threads("Shutdown timeout exceeded") if @options[:shutdown_debug] == :on_force
-        @log_writer.log "- Forcing shutdown: requests still running after force_shutdown_after"
-        @server.kill
+      log Const::GRACEFUL_STOP
+      forcing = -> { log "- Forcing shutdown: requests still running after force_shutdown_after" }
+      @server.shutdown(on_force: forcing) do
+        # Like Puma, the listeners close first, so new clients are refused
+        # at once, then in-flight requests finish. On a restart the next
+        # process image takes the sockets over instead.
+        @binder.close unless @launcher.restarting?
       end
       return if @launcher.restarting?
 
-      @config.run_hooks(:after_stopped)
       # As Puma: a server ending by SIGTERM says no goodbye.
-      log_goodbye unless @launcher.raise_on_sigterm?
+      after_stopped(goodbye: !@launcher.raise_on_sigterm?)
     end
 
-    def halt_now
-      @log_writer.log "* Stopping immediately!"
+    def stop_serving_now
       @server.stop
-      @binder.close
-      log_goodbye
     end
 
-    def log_goodbye
-      @log_writer.log "=== rustpuma shutdown: #{Time.now} ==="
-      @log_writer.log Const::GOODBYE
-    end
+    # A second INT does not wait for the graceful stop.
+    def before_stop_signal(sig)
+      return unless @stopping && sig == "INT"
 
-    # nil (wait for every request) unless `force_shutdown_after` says.
-    def force_shutdown_after
-      limit = @options[:force_shutdown_after]
-      limit.nil? || limit.negative? ? nil : limit
-    end
-
-    def trap_signals
-      %w[INT TERM].each do |sig|
-        Signal.trap(sig) do
-          if @stopping && sig == "INT"
-            @log_writer.log "- Force stopping"
-            exit!(1)
-          end
-          @launcher.sigterm! if sig == "TERM"
-          stop
-        end
-      end
-      Signal.trap("USR2") { @launcher.restart }
-      Signal.trap("HUP") { @launcher.hup }
+      log "- Force stopping"
+      exit!(1)
     end
   end
 end

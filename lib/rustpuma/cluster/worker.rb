@@ -2,9 +2,10 @@
 
 require "json"
 require "socket"
+require_relative "../runner"
 
 module Rustpuma
-  class Cluster
+  class Cluster < Runner
     # One worker process, from just after the fork until it exits: runs the
     # worker hooks, loads the app unless the master preloaded it, serves it
     # with its own Server (native reactor + thread pool, created here, never
@@ -12,18 +13,9 @@ module Rustpuma
     # worker_check_interval. It dies with the master: when the master's end
     # of the check pipe closes, the worker exits at once.
     #
-    # Messages to the master, one line each (atomic pipe writes):
-    #   b<pid>:<index>   booted          p<pid><json>   check-in with stats
-    #   e<pid>           got TERM        t<pid>         exiting
-    #   i<pid>           idle_timeout reached   u<pid>   busy again
-    #   f<pid>:<index>   (worker 0, fork_worker) forked worker <index>
-    #   !                (worker 0, fork_worker) one of its workers was reaped
-    #
-    # With `fork_worker`, worker 0 also reads the master's fork pipe, one
-    # line per request:
-    #   <index>    fork worker <index> (a normal worker from then on)
-    #   r<phase>   a refork starts: run the before_refork hooks
-    #   a<phase>   the refork is complete: run the after_refork hooks
+    # It talks to the master in the messages of cluster/pipe.rb. With
+    # `fork_worker`, worker 0 also reads the master's fork pipe: a worker it
+    # forks is a normal worker from then on.
     # Worker 0 keeps serving while it forks. The child never touches worker
     # 0's native objects (their threads do not exist in the child): it keeps
     # them referenced so that they are never freed, closes the descriptors
@@ -88,34 +80,30 @@ module Rustpuma
           exit 1
         end
 
-        return unless tell("b#{Process.pid}:#{@index}")
+        return unless tell("#{Pipe::BOOTED}#{Process.pid}:#{@index}")
         @log_writer.debug_loaded_extensions("Loaded Extensions - worker #{@index}:")
 
         if (idle = @options[:idle_timeout])
-          @server.watch_idle(idle, on_idle: -> { tell("i#{Process.pid}") }, on_active: -> { tell("u#{Process.pid}") })
+          @server.watch_idle(idle, on_idle: -> { tell("#{Pipe::IDLE}#{Process.pid}") },
+                                   on_active: -> { tell("#{Pipe::ACTIVE}#{Process.pid}") })
         end
 
         start_check_in
         start_fork_loop if fork_parent?
         @stop_reader.read(1) # TERM (or the master's death) arrives here
         @stopping = true
-        tell("e#{Process.pid}")
-        @server.stop
-        @server.dump_threads("Shutdown initiated") if @options[:shutdown_debug] == true
-        if fork_parent?
-          @binder.close(unlink: false)
-          @fork_pipe.close unless @fork_pipe.closed? # ends the fork loop
-        end
+        tell("#{Pipe::TERM_RECEIVED}#{Process.pid}")
         # force_shutdown_after applies in workers too (as Puma's pool
-        # shutdown); shutdown_debug on_force says what was still running.
-        limit = @options[:force_shutdown_after]
-        unless @server.join(limit.nil? || limit.negative? ? nil : limit)
-          @server.dump_threads("Shutdown timeout exceeded") if @options[:shutdown_debug] == :on_force
-          @server.kill
+        # shutdown).
+        @server.shutdown do
+          if fork_parent?
+            @binder.close(unlink: false)
+            @fork_pipe.close unless @fork_pipe.closed? # ends the fork loop
+          end
         end
         @config.run_hooks(:before_worker_shutdown, @index)
       ensure
-        tell("t#{Process.pid}")
+        tell("#{Pipe::EXITING}#{Process.pid}")
         @worker_write.close unless @worker_write.closed?
       end
 
@@ -162,7 +150,7 @@ module Rustpuma
         Thread.new do
           Thread.current.name = "rustpuma worker stat"
           loop do
-            break unless tell("p#{Process.pid}#{JSON.generate(@server.stats)}")
+            break unless tell("#{Pipe::CHECK_IN}#{Process.pid}#{JSON.generate(@server.stats)}")
 
             sleep interval
           end
@@ -204,8 +192,8 @@ module Rustpuma
 
       def fork_request(line)
         case line[0]
-        when "r" then @config.run_hooks(:before_refork, nil)
-        when "a" then @config.run_hooks(:after_refork, nil)
+        when Pipe::REFORK_START then @config.run_hooks(:before_refork, nil)
+        when Pipe::REFORK_DONE then @config.run_hooks(:after_refork, nil)
         else
           idx = Integer(line, exception: false)
           fork_worker(idx) if idx&.positive? && !@stopping
@@ -224,7 +212,7 @@ module Rustpuma
         end
         @children[pid] = idx
         @config.run_hooks(:after_worker_fork, idx)
-        tell("f#{pid}:#{idx}")
+        tell("#{Pipe::FORKED}#{pid}:#{idx}")
       rescue SystemCallError => e
         @log_writer.log "! Could not fork worker #{idx}: #{e.message}"
       end
@@ -239,7 +227,7 @@ module Rustpuma
           true
         end
         reaped.each { |pid| @children.delete(pid) }
-        tell("!") unless reaped.empty?
+        tell(Pipe::WAKEUP) unless reaped.empty?
       end
 
       # In a worker forked by worker 0, right after the fork: drop everything

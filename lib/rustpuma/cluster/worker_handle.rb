@@ -1,7 +1,9 @@
 # frozen_string_literal: true
 
+require_relative "../runner"
+
 module Rustpuma
-  class Cluster
+  class Cluster < Runner
     # The master's view of one worker process: its index and pid, the phase
     # (code generation) it was started in, whether it has booted, and the last
     # status it checked in with. Timeouts are computed from the last check-in.
@@ -43,7 +45,7 @@ module Rustpuma
         Time.now - @started_at
       end
 
-      # Status: a Hash from the worker's check-in ("p<pid><json>").
+      # Status: a Hash from the worker's check-in (Pipe::CHECK_IN).
       def ping!(status)
         @last_checkin = Time.now
         MAX_KEYS.each do |key|
