@@ -116,18 +116,20 @@ module Rustpuma
   end
 end
 
-# Rack 3 moved the handler registry to the rackup gem (Rackup::Handler);
-# Rack 2 has Rack::Handler. Register with whichever exist.
-if defined?(::Rackup::Handler)
-  module Rackup
-    module Handler
-      module Rustpuma
-        extend ::Rustpuma::RackHandler
-      end
-      register :rustpuma, Rustpuma
+module Rustpuma
+  module RackHandler
+    # Makes this handler `<registry>::Rustpuma` and registers it as
+    # :rustpuma there (once, if both registries are the same object).
+    def self.register_in(registry)
+      registry.const_set(:Rustpuma, Module.new { extend RackHandler }) unless registry.const_defined?(:Rustpuma, false)
+      registry.register :rustpuma, registry.const_get(:Rustpuma, false)
     end
   end
 end
+
+# Rack 3 moved the handler registry to the rackup gem (Rackup::Handler);
+# Rack 2 has Rack::Handler. Register with whichever exist.
+Rustpuma::RackHandler.register_in(Rackup::Handler) if defined?(Rackup::Handler)
 
 begin
   require "rack/handler"
@@ -135,13 +137,4 @@ rescue LoadError
   nil
 end
 
-if defined?(::Rack::Handler) && ::Rack::Handler.respond_to?(:register)
-  module Rack
-    module Handler
-      module Rustpuma
-        extend ::Rustpuma::RackHandler
-      end
-      register :rustpuma, Rustpuma
-    end
-  end
-end
+Rustpuma::RackHandler.register_in(Rack::Handler) if defined?(Rack::Handler) && Rack::Handler.respond_to?(:register)
