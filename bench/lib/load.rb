@@ -163,6 +163,7 @@ module Bench
     def close
       @io.close
     rescue IOError
+      nil # the helper process already went away
     end
   end
 
@@ -191,6 +192,7 @@ module Bench
     def close
       @io.close
     rescue IOError
+      nil # the helper process already went away
     end
   end
 end

@@ -169,7 +169,7 @@ module Bench
     def median(xs)
       xs = xs.compact.sort
       return nil if xs.empty?
-      xs.size.odd? ? xs[xs.size / 2] : (xs[xs.size / 2 - 1] + xs[xs.size / 2]) / 2.0
+      xs.size.odd? ? xs[xs.size / 2] : (xs[(xs.size / 2) - 1] + xs[xs.size / 2]) / 2.0
     end
   end
 end

@@ -128,6 +128,7 @@ module Bench
     def signal(sig)
       Process.kill(sig, -@pid)
     rescue Errno::ESRCH
+      nil # the server's process group is already gone
     end
 
     def fail!(why)
@@ -144,7 +145,7 @@ module Bench
         return false unless s.wait_readable(2)
         s.readpartial(64).start_with?("HTTP/1.")
       end
-    rescue SystemCallError, IOError, EOFError
+    rescue SystemCallError, IOError # EOFError included
       false
     end
   end
