@@ -7,8 +7,11 @@ require "support/helper"
 require "json"
 require "tmpdir"
 require "rustpuma/version"
+require "support/polling"
 
 module ClusterSupport
+  include Polling
+
   APP = File.join(FIXTURES, "cluster", "app.ru")
   CTL = File.join(ServerProcess::ROOT, "exe", "rustpumactl")
   BOOTED = /Worker (\d+) \(PID: (\d+)\) booted in [\d.]+s, phase: (\d+)/
@@ -86,14 +89,6 @@ module ClusterSupport
     out = IO.popen([RbConfig.ruby, "-I", File.join(ServerProcess::ROOT, "lib"), ClusterSupport::CTL, *args],
                    err: %i[child out], &:read)
     [out, $?.exitstatus]
-  end
-
-  def wait_until(timeout = 10, message = "condition")
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-    until yield
-      flunk "timed out waiting for #{message}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-      sleep 0.05 # polling interval
-    end
   end
 
   def wait_gone(pids, timeout = 10)

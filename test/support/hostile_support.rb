@@ -4,8 +4,11 @@
 # well-behaved client that must still be served, and the server's
 # descriptor count and RSS (from /proc) to compare against a baseline.
 require "support/helper"
+require "support/polling"
 
 module HostileSupport
+  include Polling
+
   APP = File.join(FIXTURES, "faults.ru")
 
   def start_server(*args, **opts)
@@ -52,13 +55,8 @@ module HostileSupport
     File.read("/proc/#{@srv.pid}/status")[/^VmRSS:\s+(\d+)/, 1].to_i
   end
 
-  # Waits (bounded) until the block is true; fails with `message` otherwise.
-  def eventually(message, timeout: 15)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-    until (value = yield)
-      flunk "timed out: #{message}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-      sleep 0.05 # polling /proc, not synchronising with the server
-    end
-    value
+  # Polling#wait_until with the message first, as these tests read.
+  def eventually(message, timeout: 15, &condition)
+    wait_until(timeout, message, &condition)
   end
 end
