@@ -14,6 +14,10 @@ module Rustpuma
     GATEWAY_INTERFACE = "CGI/1.2"
     RACK_VERSION = [1, 6].freeze
 
+    # Puma's write timeout (seconds): a client that takes no response bytes
+    # for this long is dropped. Puma has no setting for it either.
+    WRITE_TIMEOUT = 10
+
     # Request#respond's second mode: the app owns the socket after the head.
     RESPOND_NORMAL = 0
     RESPOND_RAW = 1

@@ -172,10 +172,13 @@ module Rustpuma
       methods || Const::SUPPORTED_HTTP_METHODS
     end
 
+    # Every value the native core uses, defaults included: Native::Server.new
+    # has none of its own and raises KeyError for a missing key.
     def native_options
       {
         first_data_timeout: @options[:first_data_timeout],
         persistent_timeout: @options[:persistent_timeout],
+        write_timeout: Const::WRITE_TIMEOUT,
         http_content_length_limit: @options[:http_content_length_limit],
         max_keep_alive: @options[:max_keep_alive],
         # queue_requests false: Puma reads each request on a pool thread

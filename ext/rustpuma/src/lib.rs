@@ -23,6 +23,7 @@
 
 pub mod body;
 mod client;
+mod config;
 pub mod http;
 mod log;
 mod outgoing;

@@ -17,8 +17,6 @@ use rustls::ServerConfig;
 
 use crate::tls::TlsStream;
 
-/// How long a client may refuse to take response bytes (Puma's write timeout).
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_SLICE_MS: u16 = 100;
 
 pub(crate) enum Listener {
@@ -135,12 +133,18 @@ impl Stream {
     }
 
     /// Writes every byte of `parts` in order, waiting (without the GVL, the
-    /// caller makes sure) while the client's window is full. Setting
-    /// `cancel` (Ruby's unblocking function does) ends the wait.
-    pub(crate) fn write_all(&mut self, parts: &[&[u8]], cancel: &AtomicBool) -> io::Result<()> {
+    /// caller makes sure) while the client's window is full: at most
+    /// `timeout` without progress. Setting `cancel` (Ruby's unblocking
+    /// function does) ends the wait.
+    pub(crate) fn write_all(
+        &mut self,
+        parts: &[&[u8]],
+        timeout: Duration,
+        cancel: &AtomicBool,
+    ) -> io::Result<()> {
         let mut part = 0;
         let mut offset = 0;
-        let mut deadline = Instant::now() + WRITE_TIMEOUT;
+        let mut deadline = Instant::now() + timeout;
         while part < parts.len() {
             if parts[part].len() == offset {
                 part += 1;
@@ -153,7 +157,7 @@ impl Stream {
             match self.write_vectored(&slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut n) => {
-                    deadline = Instant::now() + WRITE_TIMEOUT;
+                    deadline = Instant::now() + timeout;
                     while n > 0 && part < parts.len() {
                         let left = parts[part].len() - offset;
                         if n >= left {

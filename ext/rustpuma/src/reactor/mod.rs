@@ -27,6 +27,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use crate::client::{Advance, Client, Limits};
+use crate::config::{Config, Timeouts};
 use crate::http::response::error_response;
 use crate::log;
 use crate::outgoing::Outgoing;
@@ -55,12 +56,6 @@ pub(crate) enum Command {
     Run = 0,
     /// Close the listeners (and idle connections); finish what is in flight.
     Stop = 1,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    pub first_data: Duration,
-    pub persistent: Duration,
 }
 
 /// A complete request on its way to the pool, with its connection.
@@ -180,10 +175,9 @@ impl Reactor {
     pub(crate) fn new(
         mut listeners: Vec<Listener>,
         requests: Sender<Handoff>,
-        timeouts: Timeouts,
-        limits: Limits,
-        slow_reader_limit: usize,
+        config: &Config,
     ) -> io::Result<(Reactor, Arc<Shared>)> {
+        let timeouts = config.timeouts;
         let poll = Poll::new()?;
         for (i, listener) in listeners.iter_mut().enumerate() {
             poll.registry().register(
@@ -215,12 +209,12 @@ impl Reactor {
             returns,
             shared: shared.clone(),
             timeouts,
-            limits,
+            limits: config.limits.clone(),
             retry_accept_at: None,
             accept_errors: accept::AcceptErrors::default(),
             ready: Vec::new(),
             slow_held: 0,
-            slow_reader_limit,
+            slow_reader_limit: config.slow_reader_limit,
         };
         Ok((reactor, shared))
     }

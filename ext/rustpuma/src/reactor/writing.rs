@@ -5,7 +5,6 @@ use mio::{Interest, Token};
 
 use super::{far_future, Reactor, Slot};
 use crate::log;
-use crate::socket::WRITE_TIMEOUT;
 
 impl Reactor {
     /// Writes what the socket takes; when done, the connection is kept for
@@ -46,7 +45,7 @@ impl Reactor {
                     return;
                 }
                 if progressed {
-                    self.set_deadline(key, WRITE_TIMEOUT);
+                    self.set_deadline(key, self.timeouts.write);
                 }
             }
             Ok(true) => {

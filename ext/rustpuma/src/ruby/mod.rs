@@ -6,6 +6,7 @@
 pub(crate) mod env;
 pub(crate) mod fatal;
 pub(crate) mod gvl;
+pub(crate) mod options;
 pub(crate) mod pool;
 pub(crate) mod request;
 pub(crate) mod server;

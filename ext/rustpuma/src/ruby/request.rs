@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::IntoRawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use magnus::rb_sys::AsRawValue;
 use magnus::value::{BoxValue, ReprValue};
@@ -113,6 +114,8 @@ pub(crate) struct Request {
     shared: Arc<Shared>,
     /// `max_keep_alive` reached or keep-alive disabled for this server.
     no_more_requests: bool,
+    /// How long the client may take no bytes while this thread writes.
+    write_timeout: Duration,
 }
 
 fn io_error(message: impl Into<String>) -> Error {
@@ -127,12 +130,18 @@ fn busy() -> Error {
 }
 
 impl Request {
-    pub(crate) fn new(handoff: Handoff, shared: Arc<Shared>, no_more_requests: bool) -> Self {
+    pub(crate) fn new(
+        handoff: Handoff,
+        shared: Arc<Shared>,
+        no_more_requests: bool,
+        write_timeout: Duration,
+    ) -> Self {
         Request {
             handoff: RefCell::new(Some(handoff)),
             state: RefCell::default(),
             shared,
             no_more_requests,
+            write_timeout,
         }
     }
 
@@ -536,9 +545,10 @@ impl Request {
         let stream = &mut handoff.client.stream;
         let head_bytes = head.bytes;
         let mut head_out = false;
+        let write_timeout = rb_self.write_timeout;
         let result = without_gvl_retrying(ruby, |interrupt| -> io::Result<()> {
             if !head_out {
-                stream.write_all(&[&head_bytes], interrupt.flag())?;
+                stream.write_all(&[&head_bytes], write_timeout, interrupt.flag())?;
                 head_out = true;
             }
             let mut buf = vec![0u8; FILE_CHUNK];
@@ -552,11 +562,12 @@ impl Request {
                 };
                 if n == 0 {
                     let tail = writing.finish();
-                    return stream.write_all(&[tail], interrupt.flag());
+                    return stream.write_all(&[tail], write_timeout, interrupt.flag());
                 }
                 let frame = writing.frame(&buf[..n]);
                 stream.write_all(
                     &[&frame.prefix, &buf[..frame.take], frame.suffix],
+                    write_timeout,
                     interrupt.flag(),
                 )?;
             }
@@ -754,8 +765,9 @@ impl Request {
         };
         let stream = &mut handoff.client.stream;
         let ruby = Ruby::get().map_err(|e| io_error(e.to_string()))?;
+        let write_timeout = self.write_timeout;
         let result = without_gvl_retrying(&ruby, |interrupt| {
-            stream.write_all(pieces, interrupt.flag())
+            stream.write_all(pieces, write_timeout, interrupt.flag())
         });
         let ok = matches!(result, Ok(Some(Ok(()))));
         drop(slot);

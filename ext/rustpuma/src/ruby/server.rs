@@ -12,19 +12,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use magnus::value::ReprValue;
 use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
 
-use crate::client::Limits;
-use crate::reactor::{Command, Reactor, Shared, Timeouts};
+use crate::reactor::{Command, Reactor, Shared};
 use crate::ruby::fatal::fatal;
+use crate::ruby::options;
 use crate::ruby::pool::{Pool, Wait};
 use crate::ruby::request::Request;
 use crate::socket::Listener;
 use crate::tls::{self, TlsOptions};
-
-/// `slow_reader_buffer_limit` when Ruby passes none (as configuration.rb).
-const DEFAULT_SLOW_READER_LIMIT: usize = 256 * 1024 * 1024;
 
 #[magnus::wrap(class = "Rustpuma::Native::Server", free_immediately, size)]
 pub(crate) struct Server {
@@ -34,12 +30,15 @@ pub(crate) struct Server {
     /// `max_keep_alive`: requests served on one connection before it closes.
     max_keep_alive: Option<u64>,
     keep_alives: bool,
+    /// How long a client may take no bytes while a pool thread writes.
+    write_timeout: Duration,
 }
 
 impl Server {
     /// `listeners`: an Array of `[fd, "tcp" | "unix"]`; the descriptors stay
     /// Ruby's (we duplicate them), so Ruby can still hand them to a child.
     pub(crate) fn new(ruby: &Ruby, listeners: RArray, options: RHash) -> Result<Self, Error> {
+        let config = options::config(ruby, options)?;
         let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
         let mut natives = Vec::new();
         for entry in listeners.into_iter() {
@@ -75,61 +74,15 @@ impl Server {
             };
             natives.push(listener);
         }
-        let seconds = |key: &str, default: f64| -> Result<Duration, Error> {
-            let value: Option<Value> = options.lookup(ruby.to_symbol(key))?;
-            let secs = match value {
-                Some(v) if !v.is_nil() => f64::try_convert(v)?,
-                _ => default,
-            };
-            Ok(Duration::from_secs_f64(secs.max(0.0)))
-        };
-        let timeouts = Timeouts {
-            first_data: seconds("first_data_timeout", 30.0)?,
-            persistent: seconds("persistent_timeout", 65.0)?,
-        };
-        let max_body: Option<u64> = options.lookup(ruby.to_symbol("http_content_length_limit"))?;
-        let max_keep_alive: Option<u64> = options.lookup(ruby.to_symbol("max_keep_alive"))?;
-        let keep_alives: Option<bool> = options.lookup(ruby.to_symbol("enable_keep_alives"))?;
-        let errors_to_app: Option<bool> = options.lookup(ruby.to_symbol("errors_to_app"))?;
-        let methods: Option<Vec<String>> =
-            options.lookup(ruby.to_symbol("supported_http_methods"))?;
-        let proxy_protocol: Option<bool> = options.lookup(ruby.to_symbol("proxy_protocol"))?;
-        let debug: Option<bool> = options.lookup(ruby.to_symbol("debug"))?;
-        let drain_on_shutdown: Option<bool> =
-            options.lookup(ruby.to_symbol("drain_on_shutdown"))?;
-        let accept_delay: Option<f64> = options.lookup(ruby.to_symbol("accept_delay"))?;
-        let max_threads: Option<usize> = options.lookup(ruby.to_symbol("max_threads"))?;
-        let accept_delay = accept_delay
-            .filter(|d| *d > 0.0)
-            .map(|d| (Duration::from_secs_f64(d), max_threads.unwrap_or(1)));
-        let slow_reader_limit: Option<u64> =
-            options.lookup(ruby.to_symbol("slow_reader_buffer_limit"))?;
-        let slow_reader_limit = slow_reader_limit.map_or(DEFAULT_SLOW_READER_LIMIT, |n| {
-            n.try_into().unwrap_or(usize::MAX)
-        });
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
-        let (reactor, shared) = Reactor::new(
-            natives,
-            requests_tx,
-            timeouts,
-            Limits {
-                max_body,
-                errors_to_app: errors_to_app.unwrap_or(false),
-                methods: methods.map(Into::into),
-                proxy_protocol: proxy_protocol.unwrap_or(false),
-                debug: debug.unwrap_or(false),
-                drain_on_shutdown: drain_on_shutdown.unwrap_or(false),
-                accept_delay,
-            },
-            slow_reader_limit,
-        )
-        .map_err(io_error)?;
+        let (reactor, shared) = Reactor::new(natives, requests_tx, &config).map_err(io_error)?;
         Ok(Server {
             reactor: Mutex::new(Some(reactor)),
             pool: Pool::new(requests_rx),
             shared,
-            max_keep_alive,
-            keep_alives: keep_alives.unwrap_or(true),
+            max_keep_alive: config.max_keep_alive,
+            keep_alives: config.keep_alives,
+            write_timeout: config.timeouts.write,
         })
     }
 
@@ -170,7 +123,10 @@ impl Server {
                 let served = handoff.client.served + 1;
                 let last =
                     !rb_self.keep_alives || rb_self.max_keep_alive.is_some_and(|max| served >= max);
-                Ok(Request::new(handoff, rb_self.shared.clone(), last).into_value_with(ruby))
+                Ok(
+                    Request::new(handoff, rb_self.shared.clone(), last, rb_self.write_timeout)
+                        .into_value_with(ruby),
+                )
             }
             Wait::Interrupted => Ok(false.into_value_with(ruby)),
             Wait::Closed => Ok(ruby.qnil().into_value_with(ruby)),
