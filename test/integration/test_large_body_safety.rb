@@ -55,6 +55,29 @@ class TestLargeBodySafety < Minitest::Test
     end
   end
 
+  # Ruby skips a GVL-released call whenever an interrupt is pending, most
+  # often only the timer asking this thread to let the spinning one run: a
+  # write skipped that way must be tried again, not end the response.
+  def test_writes_skipped_for_a_pending_interrupt_are_retried
+    chunks = 3000
+    raw = read_to_eof(connect.tap { |s| s.write(build("/contended?chunks=#{chunks}")) }, 60)
+    head, body = raw.split("\r\n\r\n", 2)
+    assert_match(/^Transfer-Encoding: chunked\r$/, head)
+    decoded = +""
+    terminated = false
+    until body.empty?
+      size, rest = body.split("\r\n", 2)
+      flunk "the response ends without its last chunk after #{decoded.bytesize} bytes" if rest.nil?
+      n = Integer(size, 16)
+      break terminated = true if n.zero? && rest == "\r\n"
+
+      decoded << rest.byteslice(0, n)
+      body = rest.byteslice(n + 2..)
+    end
+    assert_equal Array.new(chunks) { |i| "chunk #{i};" }.join, decoded
+    assert terminated, "the last chunk must end the response"
+  end
+
   def test_another_thread_reaching_a_request_mid_write_gets_an_io_error
     id = token
     sock, first = start_large("/reentry?id=#{id}&bytes=#{BYTES}")
