@@ -26,6 +26,7 @@ end
 # Registered first, so it runs after every other at_exit handler.
 at_exit { Rustpuma::Native.flush_log }
 
+require_relative "rustpuma/fork_hook"
 require_relative "rustpuma/binder"
 require_relative "rustpuma/null_io"
 require_relative "rustpuma/handler"

@@ -103,7 +103,7 @@ module Rustpuma
     # no body as the shared NullIO (most requests: no allocation).
     def rack_input(req)
       if (fd = req.body_fd)
-        File.for_fd(fd, "rb")
+        ForkHook.handed_out(File.for_fd(fd, "rb"))
       elsif (body = req.body_string)
         StringIO.new(body)
       else
@@ -196,7 +196,7 @@ module Rustpuma
     end
 
     def socket_for(fd)
-      Socket.for_fd(fd).tap { |io| io.autoclose = true }
+      ForkHook.handed_out(Socket.for_fd(fd).tap { |io| io.autoclose = true })
     end
 
     def close_body(body)

@@ -31,6 +31,7 @@ module Rustpuma
                              auto_trim: @options[:auto_trim_time] || ThreadPool::AUTO_TRIM_SECONDS,
                              control: ServerPluginControl.new(self))
       @native.start
+      ForkHook.server_started(@native)
       @pool.spawn
       self
     end

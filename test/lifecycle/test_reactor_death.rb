@@ -21,6 +21,11 @@ class TestReactorDeath < Minitest::Test
     refute_nil status, "the process must end"
     assert_equal 1, status.exitstatus, @srv.output
     assert_match(/! Reactor thread panicked: crash requested through the test hook/, @srv.output)
+    # The panic message itself comes through the native logger, not Rust's
+    # default hook (which holds std's stderr lock while it prints: a fork
+    # at that moment would leave the lock held in the child).
+    assert_match(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 thread 'rustpuma-reactor' panicked at /, @srv.output)
+    refute_match(/^thread 'rustpuma-reactor' panicked/, @srv.output)
   end
 
   def test_hook_is_absent_without_the_env_var

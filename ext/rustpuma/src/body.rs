@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 
+use crate::fds::Owned;
+
 /// Bodies up to this size stay in memory (Puma's `MAX_BODY`).
 pub(crate) const MAX_MEMORY_BODY: usize = 112 * 1024;
 
@@ -16,8 +18,9 @@ pub enum Body {
     /// A body past [`MAX_MEMORY_BODY`] or announced as larger: an unlinked
     /// temporary file holding `len` bytes.
     File {
-        /// The unlinked temporary file.
-        file: File,
+        /// The unlinked temporary file (in the registry of the core's
+        /// descriptors, [`crate::fds`]).
+        file: Owned<File>,
         /// Bytes written to `file`.
         len: u64,
     },
@@ -29,7 +32,7 @@ impl Body {
     pub(crate) fn with_expected_len(len: Option<u64>) -> io::Result<Body> {
         match len {
             Some(n) if n > MAX_MEMORY_BODY as u64 => Ok(Body::File {
-                file: tempfile::tempfile()?,
+                file: Owned::new(tempfile::tempfile()?),
                 len: 0,
             }),
             Some(n) => Ok(Body::Memory(Vec::with_capacity(n as usize))),
@@ -48,7 +51,7 @@ impl Body {
         match self {
             Body::Memory(v) => {
                 if v.len() + data.len() > MAX_MEMORY_BODY {
-                    let mut file = tempfile::tempfile()?;
+                    let mut file = Owned::new(tempfile::tempfile()?);
                     file.write_all(v)?;
                     file.write_all(data)?;
                     let len = (v.len() + data.len()) as u64;

@@ -6,7 +6,8 @@
 //! buffering, using [`http`] and [`body`]) → [`ruby::pool`] (hand-off to
 //! Ruby threads, via [`ruby::gvl`]) → [`ruby::request`] (the Ruby-facing
 //! request: [`ruby::env`] in, response out). [`ruby::server`] ties them
-//! together for Ruby.
+//! together for Ruby. [`fds`] (the descriptors the core owns) and
+//! `ruby::fork` (what a forked child does with them) keep forks safe.
 //!
 //! Everything that touches Ruby (its objects, its threads, the GVL) lives in
 //! [`ruby`], the only module allowed `unsafe`; the rest is plain Rust that
@@ -24,6 +25,7 @@
 pub mod body;
 mod client;
 mod config;
+pub mod fds;
 pub mod http;
 mod log;
 mod outgoing;

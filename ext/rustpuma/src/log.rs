@@ -51,6 +51,22 @@ static LOGGER: AtomicCell<Option<Installed>> = AtomicCell::new(None);
 // lock, with the same fork hazard.
 const _: () = assert!(AtomicCell::<Option<Installed>>::is_lock_free());
 
+/// Replaces Rust's default panic hook, which writes through `stderr()`
+/// and so holds std's stderr lock while it prints: a fork at that moment
+/// (worker 0 under fork_worker forks while its threads run) would leave
+/// the lock held forever in the child. Ours formats the message and queues
+/// it like any native line (never blocking, never that lock). Installed
+/// once, when the extension loads.
+pub(crate) fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        warn(&format!(
+            "thread '{}' {info}",
+            thread.name().unwrap_or("<unnamed>")
+        ));
+    }));
+}
+
 /// Queues one line for stderr; never blocks.
 pub(crate) fn warn(message: &str) {
     let line = format!("{} {}\n", timestamp(), message);

@@ -6,7 +6,7 @@
 //! in short slices so that a Ruby interrupt or the write timeout ends it.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rustls::ServerConfig;
 
+use crate::fds;
 use crate::tls::TlsStream;
 
 const POLL_SLICE_MS: u16 = 100;
@@ -36,25 +37,41 @@ impl Listener {
     /// Accepts one client; `REMOTE_ADDR` is the peer's IP, or 127.0.0.1 for
     /// a Unix socket as in Puma.
     pub(crate) fn accept(&self) -> io::Result<(Stream, String)> {
-        match self {
+        let (stream, addr) = match self {
             Listener::Tcp(l) => {
                 let (s, addr) = l.accept()?;
                 // Responses leave in one write; Nagle would only delay them.
                 let _ = s.set_nodelay(true);
-                Ok((Stream::Tcp(s), addr.ip().to_string()))
+                (Stream::Tcp(s), addr.ip().to_string())
             }
             Listener::Unix(l) => {
                 let (s, _) = l.accept()?;
-                Ok((Stream::Unix(s), "127.0.0.1".to_string()))
+                (Stream::Unix(s), "127.0.0.1".to_string())
             }
             Listener::Tls(l, config) => {
                 let (s, addr) = l.accept()?;
                 let _ = s.set_nodelay(true);
-                Ok((
+                (
                     Stream::Tls(Box::new(TlsStream::new(s, config.clone())?)),
                     addr.ip().to_string(),
-                ))
+                )
             }
+        };
+        fds::track(stream.raw_fd());
+        Ok((stream, addr))
+    }
+
+    /// Takes a listener the server built and records its descriptor as the
+    /// core's (see [`crate::fds`]).
+    pub(crate) fn tracked(self) -> Self {
+        fds::track(self.raw_fd());
+        self
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) | Listener::Tls(l, _) => l.as_raw_fd(),
+            Listener::Unix(l) => l.as_raw_fd(),
         }
     }
 
@@ -63,6 +80,26 @@ impl Listener {
             Listener::Tcp(l) | Listener::Tls(l, _) => l,
             Listener::Unix(l) => l,
         }
+    }
+}
+
+// Out of the registry of the core's descriptors before the socket (a
+// field) closes; accepted streams are put in by `Listener::accept`.
+impl Drop for Listener {
+    fn drop(&mut self) {
+        fds::untrack(self.raw_fd());
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        fds::untrack(self.raw_fd());
+    }
+}
+
+impl Stream {
+    fn raw_fd(&self) -> RawFd {
+        self.fd().as_raw_fd()
     }
 }
 

@@ -13,12 +13,14 @@ use std::net::Shutdown;
 use mio::net::UnixStream;
 
 use crate::client::Client;
+use crate::fds::Owned;
 
 const CHUNK: usize = 16 * 1024;
 
 pub(crate) struct Tunnel {
     pub client: Box<Client>,
-    pub pair: UnixStream,
+    /// Ours; the app's end was handed to Ruby.
+    pub pair: Owned<UnixStream>,
     /// The reactor's slot for `pair`.
     pub pair_key: usize,
     /// Decrypted bytes from the client not yet taken by the app.
@@ -39,7 +41,7 @@ pub(crate) enum Pumped {
 impl Tunnel {
     /// `client` still holds bytes read past the request (the first
     /// websocket frames, say): they go to the app first.
-    pub(crate) fn new(mut client: Box<Client>, pair: UnixStream, pair_key: usize) -> Self {
+    pub(crate) fn new(mut client: Box<Client>, pair: Owned<UnixStream>, pair_key: usize) -> Self {
         let to_app = client.take_buffered();
         Tunnel {
             client,

@@ -16,23 +16,14 @@ module Rustpuma
     # It talks to the master in the messages of cluster/pipe.rb. With
     # `fork_worker`, worker 0 also reads the master's fork pipe: a worker it
     # forks is a normal worker from then on.
-    # Worker 0 keeps serving while it forks. The child never touches worker
-    # 0's native objects (their threads do not exist in the child): it keeps
-    # them referenced so that they are never freed, closes the descriptors
-    # they own (the reactor's epoll and eventfd, its copies of the
-    # listeners, worker 0's client connections) and builds its own Server,
+    # Worker 0 keeps serving while it forks. The fork hook (fork_hook.rb)
+    # parks worker 0's reactor for the fork and, in the child, closes the
+    # descriptors worker 0's native core owns and makes its native objects
+    # inert; the child also closes the sockets and files worker 0's server
+    # handed to its app (hijacks, uploads), then builds its own Server,
     # exactly as a worker forked by the master does.
     class Worker
       attr_reader :index, :master
-
-      # Worker 0's native objects, as inherited by a worker it forked: kept
-      # referenced forever so that the child never runs their destructors
-      # (which would close descriptors the child has reused, or take locks
-      # that a thread of worker 0 held at the fork).
-      @inherited_natives = []
-      class << self
-        attr_reader :inherited_natives
-      end
 
       def initialize(index:, master:, launcher:, log_writer:, binder:, app:, pipes:)
         @index = index
@@ -62,11 +53,7 @@ module Rustpuma
           @app ||= @config.app
           @server = Server.new(@app, @options, @binder, @log_writer,
                                thread_hook: ->(name, *args) { @config.run_hooks(name, *args) })
-          before = open_fds if fork_parent?
           @server.run
-          # The descriptors the native server opened for itself: a worker
-          # forked from this one closes them.
-          @server_fds = open_fds - before if fork_parent?
           # The native server holds duplicates; without these the listening
           # sockets close as soon as the server stops (new clients are then
           # refused, or served by the other workers, not left waiting).
@@ -202,14 +189,7 @@ module Rustpuma
 
       def fork_worker(idx)
         @config.run_hooks(:before_worker_fork, idx)
-        # No GC between the fork and the child's adopting the native objects
-        # of this process (see Worker.inherited_natives).
-        gc_was_disabled = GC.disable
-        pid = begin
-          Process.fork { forked_worker(idx, gc_was_disabled) }
-        ensure
-          GC.enable unless gc_was_disabled
-        end
+        pid = Process.fork { forked_worker(idx) }
         @children[pid] = idx
         @config.run_hooks(:after_worker_fork, idx)
         tell("#{Pipe::FORKED}#{pid}:#{idx}")
@@ -230,92 +210,20 @@ module Rustpuma
         tell(Pipe::WAKEUP) unless reaped.empty?
       end
 
-      # In a worker forked by worker 0, right after the fork: drop everything
-      # that belongs to worker 0 and become a normal worker.
-      def forked_worker(idx, gc_was_disabled)
-        natives = ObjectSpace.each_object(Native::Server).to_a + ObjectSpace.each_object(Native::Request).to_a
-        Worker.inherited_natives.concat(natives)
-        GC.enable unless gc_was_disabled
-
+      # In a worker forked by worker 0, right after the fork (the fork hook
+      # has closed worker 0's native descriptors): drop what else belongs to
+      # worker 0 and become a normal worker.
+      def forked_worker(idx)
         Signal.trap("CHLD", "DEFAULT")
         [@fork_pipe, @chld_reader, @chld_writer, @stop_reader, @stop_writer].each do |io|
           io.close unless io.closed?
         end
-        close_inherited_descriptors
+        # Worker 0's hijacked connections and uploads: held open here, a
+        # connection worker 0 closes would never end for its client.
+        ForkHook.close_handed_out
         Worker.new(index: idx, master: @master, launcher: @launcher, log_writer: @log_writer,
                    binder: @binder, app: @app,
                    pipes: { check_pipe: @check_pipe, worker_write: @worker_write }).run
-      end
-
-      def open_fds
-        Dir.children("/proc/self/fd").map(&:to_i)
-      rescue SystemCallError
-        []
-      end
-
-      # Worker 0's native server's own descriptors (epoll, eventfd), and
-      # every socket on one of the listeners' addresses that is not one of
-      # the binder's listeners (the native server's listener copies and
-      # worker 0's client connections, hijacked ones included). The child still
-      # holding them would keep worker 0's connections open after worker 0
-      # closes them. Ruby IOs wrapping one of them are marked closed without
-      # closing the descriptor again later.
-      def close_inherited_descriptors
-        keep = [0, 1, 2] + [@check_pipe, @worker_write, *@binder.listeners.map(&:io)].map(&:fileno)
-        listening = @binder.listeners.map { |l| address_key(l.io.local_address) }.compact
-        doomed = open_fds.select do |fd|
-          next false if keep.include?(fd)
-
-          target = fd_target(fd)
-          if target.start_with?("socket:")
-            served_socket?(fd, listening) # covers the server's own listener copies
-          else
-            @server_fds.include?(fd) && target.start_with?("anon_inode:")
-          end
-        end
-        return if doomed.empty?
-
-        ObjectSpace.each_object(IO) do |io|
-          next if io.closed? || !doomed.include?(io.fileno)
-
-          io.autoclose = false
-          io.close
-        rescue IOError, SystemCallError
-          nil
-        end
-        doomed.each do |fd|
-          IO.for_fd(fd, autoclose: true).close
-        rescue SystemCallError, IOError, ArgumentError
-          nil
-        end
-      end
-
-      def fd_target(fd)
-        File.readlink("/proc/self/fd/#{fd}")
-      rescue SystemCallError
-        ""
-      end
-
-      def served_socket?(fd, listening)
-        sock = Socket.for_fd(fd)
-        sock.autoclose = false
-        key = address_key(sock.local_address)
-        sock.close
-        listening.any? { |l| key && l[0] == key[0] && l[2] == key[2] && (l[1].nil? || l[1] == key[1]) }
-      rescue SystemCallError, IOError, ArgumentError, SocketError
-        false
-      end
-
-      # [family, host (nil: any), port or path]
-      def address_key(addr)
-        if addr.ip?
-          ip = addr.ip_address.sub(/\A::ffff:(?=\d+\.)/, "")
-          [:ip, %w[0.0.0.0 ::].include?(ip) ? nil : ip, addr.ip_port]
-        elsif addr.unix?
-          [:unix, nil, addr.unix_path]
-        end
-      rescue SocketError
-        nil
       end
     end
   end

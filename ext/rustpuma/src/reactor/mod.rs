@@ -15,6 +15,7 @@
 
 mod accept;
 mod tunnels;
+mod waker;
 mod writing;
 
 use std::io;
@@ -23,17 +24,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
 use crate::client::{Advance, Client, Limits};
 use crate::config::{Config, Timeouts};
+use crate::fds::Owned;
 use crate::http::response::error_response;
 use crate::log;
 use crate::outgoing::Outgoing;
 use crate::socket::Listener;
 use crate::timers::Sweep;
 use crate::tunnel::Tunnel;
+use waker::Waker;
 
 const WAKER: Token = Token(usize::MAX);
 const FIRST_LISTENER: usize = usize::MAX - 1;
@@ -73,12 +76,12 @@ pub(crate) enum Returned {
     Released(Token),
     /// A relayed hijack (TLS, or bytes already buffered): pump it to the
     /// app's end of this pair.
-    Tunnel(Handoff, mio::net::UnixStream),
+    Tunnel(Handoff, Owned<mio::net::UnixStream>),
 }
 
 /// State shared by the reactor and the pool threads (plain Rust data only).
 pub(crate) struct Shared {
-    pub registry: Registry,
+    pub registry: Owned<Registry>,
     waker: Waker,
     returns: Sender<Returned>,
     command: AtomicU8,
@@ -90,6 +93,12 @@ pub(crate) struct Shared {
     pub reactor_max: AtomicUsize,
     /// The reactor is (about to be) blocked in epoll_wait.
     reactor_asleep: AtomicBool,
+    /// The reactor thread is running (from `run` until it returns).
+    running: AtomicBool,
+    /// A fork is coming: the reactor waits at the top of its loop, where it
+    /// holds no lock and is inside no library call, until it is cleared.
+    park: AtomicBool,
+    parked: AtomicBool,
 }
 
 impl Shared {
@@ -115,6 +124,40 @@ impl Shared {
 
     pub(crate) fn stopping(&self) -> bool {
         self.command.load(Ordering::Acquire) == Command::Stop as u8
+    }
+
+    /// Before a fork: has the reactor thread wait where it holds nothing a
+    /// child could need (an allocator or library lock taken mid-call, the
+    /// environment lock `tempfile` takes). Waits at most `limit` for it;
+    /// false if it did not get there (the fork goes ahead anyway).
+    pub(crate) fn pause(&self, limit: Duration) -> bool {
+        self.park.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+        let until = Instant::now() + limit;
+        while self.running.load(Ordering::SeqCst) && !self.parked.load(Ordering::SeqCst) {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        true
+    }
+
+    pub(crate) fn is_parked(&self) -> bool {
+        self.parked.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn resume(&self) {
+        self.park.store(false, Ordering::SeqCst);
+    }
+
+    /// The reactor's side of `pause`.
+    fn park_here(&self) {
+        self.parked.store(true, Ordering::SeqCst);
+        while self.park.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        self.parked.store(false, Ordering::SeqCst);
     }
 }
 
@@ -144,7 +187,7 @@ enum Slot {
 }
 
 pub(crate) struct Reactor {
-    poll: Poll,
+    poll: Owned<Poll>,
     listeners: Vec<Option<Listener>>,
     clients: Slab<Slot>,
     sweep: Sweep,
@@ -178,7 +221,7 @@ impl Reactor {
         config: &Config,
     ) -> io::Result<(Reactor, Arc<Shared>)> {
         let timeouts = config.timeouts;
-        let poll = Poll::new()?;
+        let poll = Owned::new(Poll::new()?);
         for (i, listener) in listeners.iter_mut().enumerate() {
             poll.registry().register(
                 listener.source(),
@@ -189,7 +232,7 @@ impl Reactor {
         let waker = Waker::new(poll.registry(), WAKER)?;
         let (returns_tx, returns) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
-            registry: poll.registry().try_clone()?,
+            registry: Owned::new(poll.registry().try_clone()?),
             waker,
             returns: returns_tx,
             command: AtomicU8::new(Command::Run as u8),
@@ -197,6 +240,9 @@ impl Reactor {
             backlog_max: AtomicUsize::new(0),
             reactor_max: AtomicUsize::new(0),
             reactor_asleep: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            park: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
         });
         let reactor = Reactor {
             poll,
@@ -224,9 +270,20 @@ impl Reactor {
     /// An `Err` is a reactor that cannot go on: the caller ends the process.
     pub(crate) fn run(mut self) -> Result<(), String> {
         block_signals();
+        self.shared.running.store(true, Ordering::SeqCst);
+        let shared = self.shared.clone();
+        let result = self.run_loop();
+        shared.running.store(false, Ordering::SeqCst);
+        result
+    }
+
+    fn run_loop(&mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
         let mut stopped = false;
         loop {
+            if self.shared.park.load(Ordering::SeqCst) {
+                self.shared.park_here();
+            }
             // Announce the sleep before the last look at the return channel:
             // a pool thread either sees the flag and wakes us, or its
             // connection is seen here (both sides use SeqCst).
@@ -247,7 +304,7 @@ impl Reactor {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => {}
+                    WAKER => self.shared.waker.reset(),
                     Token(t) if t > FIRST_LISTENER - self.listeners.len() => {
                         self.accept(FIRST_LISTENER - t)
                     }

@@ -5,6 +5,7 @@ use mio::{Interest, Token};
 
 use super::{Reactor, Slot};
 use crate::client::Client;
+use crate::fds::Owned;
 use crate::tunnel::{Pumped, Tunnel};
 
 impl Reactor {
@@ -12,14 +13,14 @@ impl Reactor {
         &mut self,
         key: usize,
         mut client: Box<Client>,
-        mut pair: mio::net::UnixStream,
+        mut pair: Owned<mio::net::UnixStream>,
     ) {
         let pair_key = self.clients.insert(Slot::TunnelPeer { tls_key: key });
         let interest = Interest::READABLE | Interest::WRITABLE;
         let registered = self
             .poll
             .registry()
-            .register(&mut pair, Token(pair_key), interest)
+            .register(&mut *pair, Token(pair_key), interest)
             .is_ok()
             && self
                 .poll
@@ -48,7 +49,7 @@ impl Reactor {
 
     pub(super) fn close_tunnel(&mut self, key: usize) {
         if let Slot::Tunnel(mut tunnel) = self.clients.remove(key) {
-            let _ = self.poll.registry().deregister(&mut tunnel.pair);
+            let _ = self.poll.registry().deregister(&mut *tunnel.pair);
             let _ = self
                 .poll
                 .registry()

@@ -5,6 +5,7 @@
 
 pub(crate) mod env;
 pub(crate) mod fatal;
+pub(crate) mod fork;
 pub(crate) mod gvl;
 pub(crate) mod options;
 pub(crate) mod pool;
@@ -15,7 +16,7 @@ pub(crate) mod server;
 // no doc comment) is not public API. It is here, not at the crate root,
 // because an exported `#[no_mangle]` function counts as `unsafe_code`.
 mod entry {
-    use super::{request, server};
+    use super::{fork, request, server};
     use crate::log;
     use magnus::{function, method, prelude::*, Error, Ruby};
 
@@ -25,13 +26,17 @@ mod entry {
     fn init(ruby: &Ruby) -> Result<(), Error> {
         let rustpuma = ruby.define_module("Rustpuma")?;
         let native = rustpuma.define_module("Native")?;
+        log::install_panic_hook();
 
         if std::env::var("RUSTPUMA_TEST_HOOKS").as_deref() == Ok("1") {
             native
                 .define_singleton_method("__crash_reactor", function!(server::crash_reactor, 0))?;
+            let server = native.define_class("Server", ruby.class_object())?;
+            server.define_method("__parked?", method!(server::Server::is_parked, 0))?;
         }
 
         native.define_singleton_method("flush_log", function!(log::flush_for_ruby, 0))?;
+        native.define_singleton_method("after_fork_child", function!(fork::after_fork_child, 0))?;
 
         let server = native.define_class("Server", ruby.class_object())?;
         server.define_singleton_method("new", function!(server::Server::new, 2))?;
@@ -41,6 +46,11 @@ mod entry {
         server.define_method("backlog", method!(server::Server::backlog, 0))?;
         server.define_method("requests_count", method!(server::Server::requests_count, 0))?;
         server.define_method("take_maxima", method!(server::Server::take_maxima, 0))?;
+        server.define_method("pause_for_fork", method!(server::Server::pause_for_fork, 0))?;
+        server.define_method(
+            "resume_after_fork",
+            method!(server::Server::resume_after_fork, 0),
+        )?;
 
         let request = native.define_class("Request", ruby.class_object())?;
         request.define_method("fill_env", method!(request::Request::fill_env, 1))?;

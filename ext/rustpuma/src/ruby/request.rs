@@ -21,6 +21,7 @@ use magnus::value::{BoxValue, ReprValue};
 use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::body::Body;
+use crate::fds::Owned;
 use crate::http::parser::Version;
 use crate::http::response::{
     body_allowed, parse_content_length, push_content_length, push_header, push_status_line,
@@ -28,6 +29,7 @@ use crate::http::response::{
 use crate::http::writing::{Encoder, Writing};
 use crate::outgoing::Outgoing;
 use crate::reactor::{Handoff, Returned, Shared};
+use crate::ruby::fork::ProcessLocal;
 use crate::ruby::gvl::without_gvl_retrying;
 
 /// Bodies up to this size are copied behind the head and leave in one write.
@@ -109,9 +111,10 @@ enum Piece {
 
 #[magnus::wrap(class = "Rustpuma::Native::Request", free_immediately, size)]
 pub(crate) struct Request {
-    handoff: RefCell<Option<Handoff>>,
+    // ProcessLocal: a forked child neither uses nor drops them (fork.rs).
+    handoff: ProcessLocal<RefCell<Option<Handoff>>>,
     state: RefCell<ResponseState>,
-    shared: Arc<Shared>,
+    shared: ProcessLocal<Arc<Shared>>,
     /// `max_keep_alive` reached or keep-alive disabled for this server.
     no_more_requests: bool,
     /// How long the client may take no bytes while this thread writes.
@@ -137,15 +140,16 @@ impl Request {
         write_timeout: Duration,
     ) -> Self {
         Request {
-            handoff: RefCell::new(Some(handoff)),
+            handoff: ProcessLocal::new(RefCell::new(Some(handoff))),
             state: RefCell::default(),
-            shared,
+            shared: ProcessLocal::new(shared),
             no_more_requests,
             write_timeout,
         }
     }
 
     fn handoff_mut(&self) -> Result<RefMut<'_, Option<Handoff>>, Error> {
+        self.handoff.check()?;
         self.handoff.try_borrow_mut().map_err(|_| busy())
     }
 
@@ -163,6 +167,7 @@ impl Request {
 
     /// Adds the CGI variables and headers to `env`.
     pub(crate) fn fill_env(ruby: &Ruby, rb_self: &Self, env: RHash) -> Result<RHash, Error> {
+        rb_self.handoff.check()?;
         let slot = rb_self.handoff.try_borrow().map_err(|_| busy())?;
         let handoff = slot
             .as_ref()
@@ -504,14 +509,14 @@ impl Request {
     ) -> Result<bool, Error> {
         let file_error =
             |e: io::Error| Error::new(ruby.exception_io_error(), format!("{path}: {e}"));
-        let mut file = File::open(&path).map_err(file_error)?;
+        let mut file = Owned::new(File::open(&path).map_err(file_error)?);
         let size = file.metadata().map_err(file_error)?.len();
         let mut head = rb_self.head(status, headers, Some(size), MODE_NORMAL)?;
         if head.writing.discards() || size <= COALESCE_LIMIT as u64 {
             let mut body = Vec::new();
             if !head.writing.discards() {
                 // One byte more than expected tells a file that grew.
-                (&mut file)
+                (&mut *file)
                     .take(size + 1)
                     .read_to_end(&mut body)
                     .map_err(file_error)?;
@@ -703,7 +708,7 @@ impl Request {
             .ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
         rb_self.shared.give_back(Returned::Tunnel(
             handoff,
-            mio::net::UnixStream::from_std(our_end),
+            Owned::new(mio::net::UnixStream::from_std(our_end)),
         ));
         state.hijacked = true;
         state.keep_alive = false;
@@ -800,7 +805,10 @@ fn pinnable(s: RString) -> Option<RString> {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if let Some(handoff) = self.handoff.get_mut().take() {
+        if self.handoff.is_inherited() {
+            return;
+        }
+        if let Some(handoff) = self.handoff.borrow_mut().take() {
             self.shared.give_back(Returned::Released(handoff.token));
         }
     }

@@ -16,6 +16,7 @@ use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
 
 use crate::reactor::{Command, Reactor, Shared};
 use crate::ruby::fatal::fatal;
+use crate::ruby::fork::ProcessLocal;
 use crate::ruby::options;
 use crate::ruby::pool::{Pool, Wait};
 use crate::ruby::request::Request;
@@ -24,9 +25,10 @@ use crate::tls::{self, TlsOptions};
 
 #[magnus::wrap(class = "Rustpuma::Native::Server", free_immediately, size)]
 pub(crate) struct Server {
-    reactor: Mutex<Option<Reactor>>,
-    pool: Pool,
-    shared: Arc<Shared>,
+    // ProcessLocal: a forked child neither uses nor drops them (fork.rs).
+    reactor: ProcessLocal<Mutex<Option<Reactor>>>,
+    pool: ProcessLocal<Pool>,
+    shared: ProcessLocal<Arc<Shared>>,
     /// `max_keep_alive`: requests served on one connection before it closes.
     max_keep_alive: Option<u64>,
     keep_alives: bool,
@@ -72,14 +74,14 @@ impl Server {
                     }
                 }
             };
-            natives.push(listener);
+            natives.push(listener.tracked());
         }
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
         let (reactor, shared) = Reactor::new(natives, requests_tx, &config).map_err(io_error)?;
         Ok(Server {
-            reactor: Mutex::new(Some(reactor)),
-            pool: Pool::new(requests_rx),
-            shared,
+            reactor: ProcessLocal::new(Mutex::new(Some(reactor))),
+            pool: ProcessLocal::new(Pool::new(requests_rx)),
+            shared: ProcessLocal::new(shared),
             max_keep_alive: config.max_keep_alive,
             keep_alives: config.keep_alives,
             write_timeout: config.timeouts.write,
@@ -93,6 +95,7 @@ impl Server {
     /// keep checking in) while serving nobody. The cluster master or the
     /// service manager then replaces it.
     pub(crate) fn start(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        rb_self.shared.check()?;
         let Some(reactor) = rb_self.reactor.lock().unwrap().take() else {
             return Ok(false);
         };
@@ -118,23 +121,43 @@ impl Server {
     /// server has stopped and everything in flight is done.
     pub(crate) fn next_request(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
         use magnus::IntoValue;
+        rb_self.pool.check()?;
         match rb_self.pool.wait() {
             Wait::Request(handoff) => {
                 let served = handoff.client.served + 1;
                 let last =
                     !rb_self.keep_alives || rb_self.max_keep_alive.is_some_and(|max| served >= max);
-                Ok(
-                    Request::new(handoff, rb_self.shared.clone(), last, rb_self.write_timeout)
-                        .into_value_with(ruby),
+                Ok(Request::new(
+                    handoff,
+                    Arc::clone(&rb_self.shared),
+                    last,
+                    rb_self.write_timeout,
                 )
+                .into_value_with(ruby))
             }
             Wait::Interrupted => Ok(false.into_value_with(ruby)),
             Wait::Closed => Ok(ruby.qnil().into_value_with(ruby)),
         }
     }
 
-    pub(crate) fn stop(rb_self: &Self) {
+    pub(crate) fn stop(rb_self: &Self) -> Result<(), Error> {
+        rb_self.shared.check()?;
         rb_self.shared.send_command(Command::Stop);
+        Ok(())
+    }
+
+    /// Called by the fork hook just before a fork: the reactor waits at a
+    /// point where it holds no lock (see `Shared::pause`). False if it did
+    /// not get there within a second. Nothing to do in a forked child.
+    pub(crate) fn pause_for_fork(rb_self: &Self) -> bool {
+        rb_self.shared.is_inherited() || rb_self.shared.pause(Duration::from_secs(1))
+    }
+
+    /// After the fork, in the parent (or when it failed).
+    pub(crate) fn resume_after_fork(rb_self: &Self) {
+        if !rb_self.shared.is_inherited() {
+            rb_self.shared.resume();
+        }
     }
 
     pub(crate) fn backlog(rb_self: &Self) -> usize {
@@ -162,6 +185,15 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("unknown cause")
+}
+
+impl Server {
+    /// Test hook (only defined with `RUSTPUMA_TEST_HOOKS=1`): whether the
+    /// reactor is parked for a fork; in a forked child, whether it was at
+    /// the moment of the fork.
+    pub(crate) fn is_parked(rb_self: &Self) -> bool {
+        rb_self.shared.is_parked()
+    }
 }
 
 /// Test hook (only defined with `RUSTPUMA_TEST_HOOKS=1`): makes this
