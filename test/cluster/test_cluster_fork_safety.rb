@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "test_support"
+require "support/cluster_support"
 
 # fork_worker: worker 0 forks while it serves. The worker it forks must not
 # keep any descriptor of worker 0's native core (client connections, relayed

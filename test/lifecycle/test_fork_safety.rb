@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "helper"
+require "support/helper"
 require "json"
 
 # An app that forks while the native core serves (single mode here; worker
