@@ -12,7 +12,9 @@
 
 use std::ops::Deref;
 
-use magnus::{Error, Ruby};
+use magnus::Error;
+
+use crate::ruby::error::Failure;
 
 /// A value that belongs to the process that made it. In a forked child it
 /// is leaked instead of dropped.
@@ -37,11 +39,10 @@ impl<T> ProcessLocal<T> {
     /// `Err(IOError)` in a forked child, for the Ruby methods that use it.
     pub(crate) fn check(&self) -> Result<(), Error> {
         if self.is_inherited() {
-            let ruby = Ruby::get().expect("called by a Ruby method");
-            return Err(Error::new(
-                ruby.exception_io_error(),
-                "this native server belongs to the process this one was forked from",
-            ));
+            return Err(Failure::Io(
+                "this native server belongs to the process this one was forked from".into(),
+            )
+            .into());
         }
         Ok(())
     }

@@ -3,7 +3,9 @@
 //! the crate allowed `unsafe` (each block says why in a `// SAFETY:` line);
 //! the core it drives gets plain Rust values only.
 
+pub(crate) mod bytes;
 pub(crate) mod env;
+pub(crate) mod error;
 pub(crate) mod fatal;
 pub(crate) mod fork;
 pub(crate) mod gvl;

@@ -9,15 +9,13 @@ use magnus::{Error, RHash, Ruby, TryConvert};
 
 use crate::client::Limits;
 use crate::config::{Config, Timeouts};
+use crate::ruby::error::Failure;
 
 pub(crate) fn config(ruby: &Ruby, options: RHash) -> Result<Config, Error> {
     let seconds = |key: &str| -> Result<Duration, Error> {
         let secs: f64 = required(ruby, options, key)?;
         Duration::try_from_secs_f64(secs.max(0.0)).map_err(|_| {
-            Error::new(
-                ruby.exception_arg_error(),
-                format!("{key}: {secs} is not a number of seconds"),
-            )
+            Failure::Argument(format!("{key}: {secs} is not a number of seconds")).into()
         })
     };
     let timeouts = Timeouts {

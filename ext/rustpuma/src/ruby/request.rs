@@ -29,6 +29,8 @@ use crate::http::response::{
 use crate::http::writing::{Encoder, Writing};
 use crate::outgoing::Outgoing;
 use crate::reactor::{Handoff, Returned, Shared};
+use crate::ruby::bytes;
+use crate::ruby::error::Failure;
 use crate::ruby::fork::ProcessLocal;
 use crate::ruby::gvl::without_gvl_retrying;
 
@@ -121,8 +123,8 @@ pub(crate) struct Request {
     write_timeout: Duration,
 }
 
-fn io_error(message: impl Into<String>) -> Error {
-    Error::new(Ruby::get().unwrap().exception_io_error(), message.into())
+fn io_error(message: &str) -> Error {
+    Failure::Io(message.to_string()).into()
 }
 
 /// Another Ruby thread is inside this request (it released the GVL while
@@ -171,7 +173,7 @@ impl Request {
         let slot = rb_self.handoff.try_borrow().map_err(|_| busy())?;
         let handoff = slot
             .as_ref()
-            .ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
+            .ok_or_else(|| io_error("request already finished"))?;
         let client = &handoff.client;
         match client.request.as_ref() {
             Some((head, body)) => {
@@ -210,15 +212,12 @@ impl Request {
 
     /// For a body spilled to a temp file: a new descriptor of that file,
     /// positioned at the start, for Ruby to wrap in a File. Else nil.
-    pub(crate) fn body_fd(ruby: &Ruby, rb_self: &Self) -> Result<Option<i32>, Error> {
-        rb_self
-            .with(|h| match &h.client.request {
-                Some((_, Body::File { file, .. })) => {
-                    file.try_clone().map(|f| Some(f.into_raw_fd()))
-                }
-                _ => Ok(None),
-            })?
-            .map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))
+    pub(crate) fn body_fd(rb_self: &Self) -> Result<Option<i32>, Error> {
+        let fd = rb_self.with(|h| match &h.client.request {
+            Some((_, Body::File { file, .. })) => file.try_clone().map(|f| Some(f.into_raw_fd())),
+            _ => Ok(None),
+        })?;
+        Ok(fd.map_err(Failure::from)?)
     }
 
     pub(crate) fn remote_addr(rb_self: &Self) -> Result<String, Error> {
@@ -269,9 +268,7 @@ impl Request {
         let mut app_connection: Option<(Vec<u8>, Vec<u8>)> = None;
         headers.foreach(|key: Value, value: Value| {
             let name = RString::try_convert(key)?;
-            // SAFETY: the bytes are copied before any Ruby code can run
-            // again, while this thread holds the GVL.
-            let name = unsafe { name.as_slice() }.to_vec();
+            let name = bytes::copy(name);
             let value = header_value(value)?;
             if name.eq_ignore_ascii_case(b"connection") {
                 app_connection = Some((name, value));
@@ -391,10 +388,7 @@ impl Request {
             let value: Value = parts.entry(i as isize)?;
             RString::from_value(value).ok_or_else(|| {
                 let class = value.class().inspect();
-                Error::new(
-                    ruby.exception_type_error(),
-                    format!("body part is a {class}, not a String"),
-                )
+                Failure::Type(format!("body part is a {class}, not a String")).into()
             })
         };
         let mut total = 0;
@@ -507,8 +501,7 @@ impl Request {
         headers: RHash,
         path: String,
     ) -> Result<bool, Error> {
-        let file_error =
-            |e: io::Error| Error::new(ruby.exception_io_error(), format!("{path}: {e}"));
+        let file_error = |e: io::Error| Failure::Io(format!("{path}: {e}"));
         let mut file = Owned::new(File::open(&path).map_err(file_error)?);
         let size = file.metadata().map_err(file_error)?.len();
         let mut head = rb_self.head(status, headers, Some(size), MODE_NORMAL)?;
@@ -617,7 +610,9 @@ impl Request {
                 // HEAD, 204…: no need to walk the rest (Puma walks none).
                 return Ok(false);
             }
-            // SAFETY: copied while holding the GVL.
+            // SAFETY: this thread holds the GVL, and `encode` copies the
+            // bytes into `out` before anything can run Ruby code or
+            // allocate a Ruby object.
             let bytes = unsafe { data.as_slice() };
             state.writing.encode(bytes, &mut out);
             if out.is_empty() {
@@ -664,8 +659,7 @@ impl Request {
         let mut out = Vec::with_capacity(128);
         push_status_line(&mut out, version.unwrap_or(Version::Http11), 103);
         headers.foreach(|key: RString, value: Value| {
-            // SAFETY: copied while holding the GVL.
-            let name = unsafe { key.as_slice() }.to_vec();
+            let name = bytes::copy(key);
             push_header(&mut out, &name, &header_value(value)?);
             Ok(ForEach::Continue)
         })?;
@@ -675,18 +669,18 @@ impl Request {
 
     /// Full hijack: the app takes the socket. Returns a new descriptor for
     /// Ruby to wrap; the reactor forgets the connection.
-    pub(crate) fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
+    pub(crate) fn hijack(rb_self: &Self) -> Result<i32, Error> {
         // Bytes the client sent after the request (a first websocket frame)
         // are already in our buffer; the relay delivers them, a raw
         // descriptor could not.
         if rb_self.with(|h| h.client.stream.is_tls() || h.client.has_buffered())? {
-            return Self::hijack_relayed(ruby, rb_self);
+            return Self::hijack_relayed(rb_self);
         }
         let fd = rb_self.with(|h| {
             let _ = rb_self.shared.registry.deregister(h.client.stream.source());
             h.client.stream.fd().try_clone_to_owned()
         })?;
-        let fd = fd.map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))?;
+        let fd = fd.map_err(Failure::from)?;
         let mut state = rb_self.state_mut()?;
         state.hijacked = true;
         state.keep_alive = false;
@@ -697,15 +691,14 @@ impl Request {
     /// gets one end of a socket pair and the reactor relays to the TLS
     /// stream (tunnel.rs). The relay starts now, so an app that writes from
     /// inside the hijack call (partial hijack) is never stuck.
-    fn hijack_relayed(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
-        let io_error = |e: io::Error| Error::new(ruby.exception_io_error(), e.to_string());
-        let (app_end, our_end) = std::os::unix::net::UnixStream::pair().map_err(io_error)?;
-        our_end.set_nonblocking(true).map_err(io_error)?;
+    fn hijack_relayed(rb_self: &Self) -> Result<i32, Error> {
+        let (app_end, our_end) = std::os::unix::net::UnixStream::pair().map_err(Failure::from)?;
+        our_end.set_nonblocking(true).map_err(Failure::from)?;
         let mut state = rb_self.state_mut()?;
         let handoff = rb_self
             .handoff_mut()?
             .take()
-            .ok_or_else(|| Error::new(ruby.exception_io_error(), "request already finished"))?;
+            .ok_or_else(|| io_error("request already finished"))?;
         rb_self.shared.give_back(Returned::Tunnel(
             handoff,
             Owned::new(mio::net::UnixStream::from_std(our_end)),
@@ -769,7 +762,7 @@ impl Request {
             return Ok(false);
         };
         let stream = &mut handoff.client.stream;
-        let ruby = Ruby::get().map_err(|e| io_error(e.to_string()))?;
+        let ruby = Ruby::get().map_err(|e| io_error(&e.to_string()))?;
         let write_timeout = self.write_timeout;
         let result = without_gvl_retrying(&ruby, |interrupt| {
             stream.write_all(pieces, write_timeout, interrupt.flag())
@@ -818,8 +811,7 @@ impl Drop for Request {
 /// each, anything else through `to_s` (Puma accepts Integers, for example).
 fn header_value(value: Value) -> Result<Vec<u8>, Error> {
     if let Some(s) = RString::from_value(value) {
-        // SAFETY: copied while holding the GVL.
-        return Ok(unsafe { s.as_slice() }.to_vec());
+        return Ok(bytes::copy(s));
     }
     if let Some(array) = RArray::from_value(value) {
         let mut joined = Vec::new();
@@ -828,12 +820,10 @@ fn header_value(value: Value) -> Result<Vec<u8>, Error> {
                 joined.push(b'\n');
             }
             let s: RString = item.funcall("to_s", ())?;
-            // SAFETY: copied while holding the GVL.
-            joined.extend_from_slice(unsafe { s.as_slice() });
+            bytes::append(s, &mut joined);
         }
         return Ok(joined);
     }
     let s: RString = value.funcall("to_s", ())?;
-    // SAFETY: copied while holding the GVL.
-    Ok(unsafe { s.as_slice() }.to_vec())
+    Ok(bytes::copy(s))
 }

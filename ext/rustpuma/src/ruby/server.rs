@@ -15,6 +15,7 @@ use std::time::Duration;
 use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
 
 use crate::reactor::{Command, Reactor, Shared};
+use crate::ruby::error::Failure;
 use crate::ruby::fatal::fatal;
 use crate::ruby::fork::ProcessLocal;
 use crate::ruby::options;
@@ -41,7 +42,6 @@ impl Server {
     /// Ruby's (we duplicate them), so Ruby can still hand them to a child.
     pub(crate) fn new(ruby: &Ruby, listeners: RArray, options: RHash) -> Result<Self, Error> {
         let config = options::config(ruby, options)?;
-        let io_error = |e: std::io::Error| Error::new(ruby.exception_io_error(), e.to_string());
         let mut natives = Vec::new();
         for entry in listeners.into_iter() {
             let entry = RArray::try_convert(entry)?;
@@ -51,23 +51,21 @@ impl Server {
             // SAFETY: `fd` is the fileno of a listening socket Ruby keeps
             // open for the whole call; we only duplicate it.
             let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-            let owned: OwnedFd = borrowed.try_clone_to_owned().map_err(io_error)?;
+            let owned: OwnedFd = borrowed.try_clone_to_owned().map_err(Failure::from)?;
             let listener = match kind.as_str() {
                 "unix" => {
                     let std = std::os::unix::net::UnixListener::from(owned);
-                    std.set_nonblocking(true).map_err(io_error)?;
+                    std.set_nonblocking(true).map_err(Failure::from)?;
                     Listener::Unix(mio::net::UnixListener::from_std(std))
                 }
                 _ => {
                     let std = std::net::TcpListener::from(owned);
-                    std.set_nonblocking(true).map_err(io_error)?;
+                    std.set_nonblocking(true).map_err(Failure::from)?;
                     let listener = mio::net::TcpListener::from_std(std);
                     match tls {
                         Some(settings) => {
-                            let config =
-                                tls::server_config(&tls_options(settings)?).map_err(|e| {
-                                    Error::new(ruby.exception_arg_error(), format!("ssl bind: {e}"))
-                                })?;
+                            let config = tls::server_config(&tls_options(settings)?)
+                                .map_err(|e| Failure::Argument(format!("ssl bind: {e}")))?;
                             Listener::Tls(listener, config)
                         }
                         None => Listener::Tcp(listener),
@@ -77,7 +75,8 @@ impl Server {
             natives.push(listener.tracked());
         }
         let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
-        let (reactor, shared) = Reactor::new(natives, requests_tx, &config).map_err(io_error)?;
+        let (reactor, shared) =
+            Reactor::new(natives, requests_tx, &config).map_err(Failure::from)?;
         Ok(Server {
             reactor: ProcessLocal::new(Mutex::new(Some(reactor))),
             pool: ProcessLocal::new(Pool::new(requests_rx)),
@@ -94,7 +93,7 @@ impl Server {
     /// status 1: otherwise it would keep its listener (and, in a cluster,
     /// keep checking in) while serving nobody. The cluster master or the
     /// service manager then replaces it.
-    pub(crate) fn start(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+    pub(crate) fn start(rb_self: &Self) -> Result<bool, Error> {
         rb_self.shared.check()?;
         let Some(reactor) = rb_self.reactor.lock().unwrap().take() else {
             return Ok(false);
@@ -113,7 +112,7 @@ impl Server {
                     )),
                 }
             })
-            .map_err(|e| Error::new(ruby.exception_runtime_error(), e.to_string()))?;
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
         Ok(true)
     }
 
