@@ -37,3 +37,4 @@ mod socket;
 mod timers;
 mod tls;
 mod tunnel;
+mod vectored;

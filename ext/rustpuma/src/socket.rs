@@ -1,5 +1,6 @@
-//! The two kinds of socket a client can arrive on, behind one type, and the
-//! one write loop the pool uses to send a response.
+//! The kinds of socket a client can arrive on, behind one type, and how
+//! the pool sends a response: the write loop of [`crate::vectored`], waiting
+//! for the client between its rounds.
 //!
 //! Sockets stay non-blocking for their whole life (the reactor owns them
 //! between requests); a pool thread that meets `EAGAIN` waits with `poll(2)`
@@ -17,6 +18,7 @@ use rustls::ServerConfig;
 
 use crate::fds;
 use crate::tls::TlsStream;
+use crate::vectored::{write_ready, Cursor};
 
 const POLL_SLICE_MS: u16 = 100;
 
@@ -179,40 +181,17 @@ impl Stream {
         timeout: Duration,
         cancel: &AtomicBool,
     ) -> io::Result<()> {
-        let mut part = 0;
-        let mut offset = 0;
+        let mut at = Cursor::default();
         let mut deadline = Instant::now() + timeout;
-        while part < parts.len() {
-            if parts[part].len() == offset {
-                part += 1;
-                offset = 0;
-                continue;
+        loop {
+            let written = write_ready(parts, &mut at, |bufs| self.write_vectored(bufs))?;
+            if written.bytes > 0 {
+                deadline = Instant::now() + timeout;
             }
-            let mut slices = Vec::with_capacity(parts.len() - part);
-            slices.push(IoSlice::new(&parts[part][offset..]));
-            slices.extend(parts[part + 1..].iter().map(|p| IoSlice::new(p)));
-            match self.write_vectored(&slices) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(mut n) => {
-                    deadline = Instant::now() + timeout;
-                    while n > 0 && part < parts.len() {
-                        let left = parts[part].len() - offset;
-                        if n >= left {
-                            n -= left;
-                            part += 1;
-                            offset = 0;
-                        } else {
-                            offset += n;
-                            n = 0;
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_writable(deadline, cancel)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            if written.done {
+                break;
             }
+            self.wait_writable(deadline, cancel)?;
         }
         while !self.flush_pending()? {
             self.wait_writable(deadline, cancel)?;
@@ -242,5 +221,60 @@ impl Stream {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    /// Puma's default write timeout.
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn pair() -> (Stream, std::os::unix::net::UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let client = std::os::unix::net::UnixStream::from(OwnedFd::from(theirs));
+        client.set_nonblocking(false).unwrap();
+        (Stream::Unix(ours), client)
+    }
+
+    fn payload() -> Vec<Vec<u8>> {
+        (0..64u8)
+            .map(|i| vec![i; 64 * 1024 + usize::from(i)])
+            .collect()
+    }
+
+    /// More than the socket holds: the pool's writer waits for the client
+    /// between rounds and everything arrives in order.
+    #[test]
+    fn write_all_waits_for_a_reading_client_and_sends_everything() {
+        let (mut stream, mut client) = pair();
+        let pieces = payload();
+        let expected = pieces.concat();
+        let reader = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).map(|_| received)
+        });
+        let parts: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        stream
+            .write_all(&parts, TIMEOUT, &AtomicBool::new(false))
+            .unwrap();
+        drop(stream);
+        let received = reader.join().unwrap().unwrap();
+        assert!(received == expected, "bytes arrived out of order or lost");
+    }
+
+    /// A client that never reads: once the socket is full the wait ends on
+    /// the cancel flag, not on the write timeout.
+    #[test]
+    fn write_all_stops_waiting_when_cancelled() {
+        let (mut stream, _client) = pair();
+        let pieces = payload();
+        let parts: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        let err = stream
+            .write_all(&parts, TIMEOUT, &AtomicBool::new(true))
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
     }
 }
