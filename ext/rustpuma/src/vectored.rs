@@ -130,18 +130,17 @@ mod tests {
 
     const PIECES: [&[u8]; 3] = [b"abc", b"de", b"fgh"];
 
+    /// One `write_ready` call from `at`: (bytes written, done).
+    fn step<P: AsRef<[u8]>>(sock: &mut Scripted, pieces: &[P], at: &mut Cursor) -> (usize, bool) {
+        let w = write_ready(pieces, at, |b| sock.write(b)).unwrap();
+        (w.bytes, w.done)
+    }
+
     #[test]
     fn a_socket_that_takes_everything_is_written_in_one_call() {
         let mut sock = Scripted::new(vec![Ok(usize::MAX)]);
         let mut at = Cursor::default();
-        let w = write_ready(&PIECES, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 8,
-                done: true
-            }
-        );
+        assert_eq!(step(&mut sock, &PIECES, &mut at), (8, true));
         assert_eq!(sock.taken, b"abcdefgh");
         assert_eq!(sock.calls.len(), 1);
     }
@@ -150,14 +149,7 @@ mod tests {
     fn partial_writes_resume_mid_piece_and_across_pieces() {
         let mut sock = Scripted::new(vec![Ok(2), Ok(2), Ok(3), Ok(1)]);
         let mut at = Cursor::default();
-        let w = write_ready(&PIECES, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 8,
-                done: true
-            }
-        );
+        assert_eq!(step(&mut sock, &PIECES, &mut at), (8, true));
         assert_eq!(sock.taken, b"abcdefgh");
         // Each call starts at the first unwritten byte and offers the rest.
         assert_eq!(
@@ -178,30 +170,9 @@ mod tests {
             Ok(usize::MAX),
         ]);
         let mut at = Cursor::default();
-        let w = write_ready(&PIECES, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 4,
-                done: false
-            }
-        );
-        let w = write_ready(&PIECES, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 1,
-                done: false
-            }
-        );
-        let w = write_ready(&PIECES, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 3,
-                done: true
-            }
-        );
+        assert_eq!(step(&mut sock, &PIECES, &mut at), (4, false));
+        assert_eq!(step(&mut sock, &PIECES, &mut at), (1, false));
+        assert_eq!(step(&mut sock, &PIECES, &mut at), (3, true));
         assert_eq!(sock.taken, b"abcdefgh");
     }
 
@@ -209,14 +180,7 @@ mod tests {
     fn would_block_before_any_byte_reports_no_progress() {
         let mut sock = Scripted::new(vec![err(io::ErrorKind::WouldBlock)]);
         let mut at = Cursor::default();
-        let w = write_ready(&PIECES, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 0,
-                done: false
-            }
-        );
+        assert_eq!(step(&mut sock, &PIECES, &mut at), (0, false));
         assert_eq!(at, Cursor::default());
     }
 
@@ -230,14 +194,7 @@ mod tests {
             Ok(usize::MAX),
         ]);
         let mut at = Cursor::default();
-        let w = write_ready(&PIECES, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 8,
-                done: true
-            }
-        );
+        assert_eq!(step(&mut sock, &PIECES, &mut at), (8, true));
         assert_eq!(sock.taken, b"abcdefgh");
         assert_eq!(sock.calls[1], sock.calls[0]);
         assert_eq!(sock.calls[3], vec![b"de".to_vec(), b"fgh".to_vec()]);
@@ -271,14 +228,7 @@ mod tests {
         let pieces: [&[u8]; 4] = [b"", b"ab", b"", b"c"];
         let mut sock = Scripted::new(vec![Ok(2), Ok(usize::MAX)]);
         let mut at = Cursor::default();
-        let w = write_ready(&pieces, &mut at, |b| sock.write(b)).unwrap();
-        assert_eq!(
-            w,
-            Written {
-                bytes: 3,
-                done: true
-            }
-        );
+        assert_eq!(step(&mut sock, &pieces, &mut at), (3, true));
         assert_eq!(
             sock.calls[0],
             vec![b"ab".to_vec(), b"".to_vec(), b"c".to_vec()]
