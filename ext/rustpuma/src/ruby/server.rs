@@ -24,6 +24,9 @@ use crate::ruby::request::Request;
 use crate::socket::Listener;
 use crate::tls::{self, TlsOptions};
 
+/// How long a fork waits for each reactor to park before going ahead.
+const FORK_PARK_WAIT: Duration = Duration::from_secs(1);
+
 #[magnus::wrap(class = "Rustpuma::Native::Server", free_immediately, size)]
 pub(crate) struct Server {
     // ProcessLocal: a forked child neither uses nor drops them (fork.rs).
@@ -146,10 +149,19 @@ impl Server {
     }
 
     /// Called by the fork hook just before a fork: the reactor waits at a
-    /// point where it holds no lock (see `Shared::pause`). False if it did
-    /// not get there within a second. Nothing to do in a forked child.
+    /// point where it holds no lock (see `Shared::pause`). False, with a
+    /// warning line, if it did not get there within a second: the fork goes
+    /// ahead anyway, and an operator chasing a hung child needs to know.
+    /// Nothing to do in a forked child.
     pub(crate) fn pause_for_fork(rb_self: &Self) -> bool {
-        rb_self.shared.is_inherited() || rb_self.shared.pause(Duration::from_secs(1))
+        if rb_self.shared.is_inherited() || rb_self.shared.pause(FORK_PARK_WAIT) {
+            return true;
+        }
+        crate::log::warn(&format!(
+            "! WARNING: reactor thread not parked after {}s; forking with it running (the child may inherit a lock it held)",
+            FORK_PARK_WAIT.as_secs()
+        ));
+        false
     }
 
     /// After the fork, in the parent (or when it failed).
