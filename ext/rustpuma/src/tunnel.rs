@@ -74,60 +74,37 @@ impl Tunnel {
             let mut progress = false;
 
             if self.to_app.is_empty() && !self.client_eof {
-                match self.client.stream.read(&mut buf) {
-                    Ok(0) => {
+                match fill(|b| self.client.stream.read(b), &mut buf, &mut self.to_app)? {
+                    Filled::Eof => {
                         self.client_eof = true;
                         let _ = self.pair.shutdown(Shutdown::Write);
                         progress = true;
                     }
-                    Ok(n) => {
-                        self.to_app.extend_from_slice(&buf[..n]);
+                    Filled::Bytes(n) => {
                         read += n;
                         progress = true;
                     }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Err(e),
+                    Filled::Nothing => {}
                 }
             }
-            if !self.to_app.is_empty() {
-                match self.pair.write(&self.to_app) {
-                    Ok(n) => {
-                        self.to_app.drain(..n);
-                        progress |= n > 0;
-                    }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            progress |= drain(|b| self.pair.write(b), &mut self.to_app)?;
 
             if self.to_client.is_empty() {
-                match self.pair.read(&mut buf) {
+                match fill(|b| self.pair.read(b), &mut buf, &mut self.to_client)? {
                     // The app closed its socket: what it wrote is flushed
                     // below, then the connection ends.
-                    Ok(0) => return self.finish(),
-                    Ok(n) => {
-                        self.to_client.extend_from_slice(&buf[..n]);
+                    Filled::Eof => return self.finish(),
+                    Filled::Bytes(n) => {
                         read += n;
                         progress = true;
                     }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Err(e),
+                    Filled::Nothing => {}
                 }
             }
-            if !self.to_client.is_empty() {
-                match self
-                    .client
-                    .stream
-                    .write_vectored(&[IoSlice::new(&self.to_client)])
-                {
-                    Ok(n) => {
-                        self.to_client.drain(..n);
-                        progress |= n > 0;
-                    }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            progress |= drain(
+                |b| self.client.stream.write_vectored(&[IoSlice::new(b)]),
+                &mut self.to_client,
+            )?;
             self.client.stream.flush_pending()?;
 
             if !progress {
@@ -146,6 +123,46 @@ impl Tunnel {
         }
         let _ = self.client.stream.flush_pending();
         Ok(None)
+    }
+}
+
+/// What one read from a side of the tunnel gave.
+enum Filled {
+    Eof,
+    Bytes(usize),
+    /// Nothing to read now (or interrupted): try again on the next event.
+    Nothing,
+}
+
+/// One read from a side of the tunnel, appended to the buffer for the other.
+fn fill(
+    read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    buf: &mut [u8],
+    into: &mut Vec<u8>,
+) -> io::Result<Filled> {
+    match read(buf) {
+        Ok(0) => Ok(Filled::Eof),
+        Ok(n) => {
+            into.extend_from_slice(&buf[..n]);
+            Ok(Filled::Bytes(n))
+        }
+        Err(e) if would_block(&e) => Ok(Filled::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
+/// One write of what `from` holds, if anything; true when bytes went out.
+fn drain(write: impl FnOnce(&[u8]) -> io::Result<usize>, from: &mut Vec<u8>) -> io::Result<bool> {
+    if from.is_empty() {
+        return Ok(false);
+    }
+    match write(from) {
+        Ok(n) => {
+            from.drain(..n);
+            Ok(n > 0)
+        }
+        Err(e) if would_block(&e) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
