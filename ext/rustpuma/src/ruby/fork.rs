@@ -11,29 +11,36 @@
 //! child has reused, or take a lock that a thread of the parent held).
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use magnus::Error;
 
 use crate::ruby::error::Failure;
 
+/// Bumped by [`after_fork_child`] in each child. Checked on every use of a
+/// native object, several times per request: a load, where comparing
+/// `std::process::id()` was a `getpid(2)` system call each time (it cost
+/// the hello benchmark 12-15 %). Every Ruby-level fork runs the hook.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
 /// A value that belongs to the process that made it. In a forked child it
 /// is leaked instead of dropped.
 pub(crate) struct ProcessLocal<T> {
     value: Option<T>,
-    pid: u32,
+    generation: u64,
 }
 
 impl<T> ProcessLocal<T> {
     pub(crate) fn new(value: T) -> Self {
         ProcessLocal {
             value: Some(value),
-            pid: std::process::id(),
+            generation: GENERATION.load(Ordering::Relaxed),
         }
     }
 
     /// True in a child that inherited this value with the parent's memory.
     pub(crate) fn is_inherited(&self) -> bool {
-        self.pid != std::process::id()
+        self.generation != GENERATION.load(Ordering::Relaxed)
     }
 
     /// `Err(IOError)` in a forked child, for the Ruby methods that use it.
@@ -67,5 +74,6 @@ impl<T> Drop for ProcessLocal<T> {
 /// `Native.after_fork_child`: in the child, right after the fork. Returns
 /// how many inherited descriptors were closed.
 pub(crate) fn after_fork_child() -> usize {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
     crate::fds::close_all()
 }
