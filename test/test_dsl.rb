@@ -147,6 +147,30 @@ class TestDSL < Minitest::Test
     assert_raises(ArgumentError) { @dsl.worker_timeout 5 }
   end
 
+  def test_worker_memory_limit_reads_megabytes_and_units
+    { 512 => 512 * (1024**2), "300MB" => 300 * (1024**2), "1.5G" => 1536 * (1024**2), "800KiB" => 800 * 1024,
+      "64m" => 64 * (1024**2) }.each do |given, bytes|
+      @dsl.worker_memory_limit(given)
+      assert_equal bytes, @opts[:worker_memory_limit], given.inspect
+    end
+    @dsl.worker_memory_limit(nil)
+    assert_nil @opts[:worker_memory_limit]
+    ["lots", "10 TB", 0, "-5MB"].each do |bad|
+      assert_raises(ArgumentError, bad.inspect) { @dsl.worker_memory_limit(bad) }
+    end
+  end
+
+  def test_worker_max_requests_jitter_defaults_to_a_tenth
+    @dsl.worker_max_requests(1000)
+    assert_equal [1000, 100], @opts.values_at(:worker_max_requests, :worker_max_requests_jitter)
+    @dsl.worker_max_requests(50, jitter: 0)
+    assert_equal [50, 0], @opts.values_at(:worker_max_requests, :worker_max_requests_jitter)
+    @dsl.worker_max_requests(0)
+    assert_nil @opts[:worker_max_requests]
+    assert_raises(ArgumentError) { @dsl.worker_max_requests(-1) }
+    assert_raises(ArgumentError) { @dsl.worker_max_requests(10, jitter: -1) }
+  end
+
   def test_worker_culling_strategy_validates
     @dsl.worker_culling_strategy "oldest"
     assert_equal :oldest, @opts[:worker_culling_strategy]

@@ -6,6 +6,7 @@ require_relative "runner"
 require_relative "cluster/pipe"
 require_relative "cluster/worker_handle"
 require_relative "cluster/worker"
+require_relative "cluster/recycler"
 require_relative "control_app"
 require_relative "state_file"
 require_relative "systemd"
@@ -34,6 +35,12 @@ module Rustpuma
   # requests) bumps the phase, runs before_refork in worker 0 and replaces
   # the other workers one at a time with fresh forks of worker 0.
   #
+  # `worker_memory_limit` / `worker_max_requests` (cluster/recycler.rb): a
+  # worker past a limit is replaced one at a time, its replacement (same
+  # index) booted first; then the old one gets TERM and finishes its
+  # in-flight requests. Under fork_worker, worker 0 (the others' parent) is
+  # stopped first and forked again, as in a phased restart.
+  #
   # Created by Launcher#select_runner when workers > 0.
   class Cluster < Runner
     # Cluster lines carry the pid of the process that wrote them, as Puma's.
@@ -45,6 +52,10 @@ module Rustpuma
 
     # Delay before replacing a worker that died before booting.
     RESPAWN_BACKOFF = 1
+
+    # Why the master replaced a worker (stats' worker_restarts): a limit of
+    # the Recycler, no check-in in time, or an unexpected exit.
+    RESTART_REASONS = [*Recycler::REASONS, :timeout, :exited].freeze
 
     attr_reader :phase, :workers, :started_at
 
@@ -64,6 +75,8 @@ module Rustpuma
       @refork_requested = false
       @reforking = nil
       @idle_pids = []
+      @recycler = Recycler.new(@options)
+      @restarts = Hash.new(0)
     end
 
     def run
@@ -146,6 +159,8 @@ module Rustpuma
         booted_workers: worker_status.count { |w| w[:booted] },
         old_workers: @workers.count { |w| w.phase != @phase },
         worker_status: worker_status,
+        # rustpuma's: workers replaced by the master, by reason.
+        worker_restarts: RESTART_REASONS.to_h { |r| [r, @restarts[r]] },
       }.merge(Rustpuma.versions_stats)
     end
 
@@ -237,8 +252,9 @@ module Rustpuma
       announces_index = [Pipe::BOOTED, Pipe::FORKED].include?(kind)
       if announces_index
         pid, idx = rest.split(":").map(&:to_i)
-        w = @workers.find { |x| x.index == idx }
-        w.pid = pid if w && w.pid.nil?
+        # A replacement shares its index with the worker it replaces.
+        w = @workers.find { |x| x.index == idx && x.pid.nil? }
+        w.pid = pid if w
       end
       w = @workers.find { |x| x.pid == pid }
       unless w
@@ -321,6 +337,7 @@ module Rustpuma
       timeout_workers
       wait_workers
       cull_workers
+      recycle_workers
       spawn_workers if @status == :run && (@respawn_after.nil? || Time.now >= @respawn_after)
       phase_out_worker
 
@@ -347,7 +364,8 @@ module Rustpuma
     end
 
     def spawn_workers
-      missing = @options[:workers] - @workers.size
+      # A retiring worker's replacement is one of the missing.
+      missing = @options[:workers] - @workers.count { |w| !w.retiring? }
       return if missing < 1
 
       missing.times do
@@ -364,7 +382,9 @@ module Rustpuma
           pid = spawn_worker(idx)
         end
         @log_writer.debug "Spawned worker: #{pid}"
-        @workers << WorkerHandle.new(idx, pid, @phase, @options)
+        handle = WorkerHandle.new(idx, pid, @phase, @options)
+        handle.max_requests = @recycler.request_limit
+        @workers << handle
       end
     end
 
@@ -420,8 +440,9 @@ module Rustpuma
                  binder: @binder, app: @app, pipes: pipes).run
     end
 
+    # A retiring worker's index goes to its replacement.
     def next_worker_index
-      used = @workers.map(&:index)
+      used = @workers.reject(&:retiring?).map(&:index)
       (0..).find { |i| !used.include?(i) }
     end
 
@@ -436,6 +457,7 @@ module Rustpuma
                     "(worker failed to boot within #{@options[:worker_boot_timeout]} seconds)"
                   end
         log "! Terminating timed out worker #{details}: #{w.pid}"
+        @restarts[:timeout] += 1
         w.kill
       end
     end
@@ -449,7 +471,7 @@ module Rustpuma
 
         begin
           if Process.wait(w.pid, Process::WNOHANG)
-            log "! Worker #{w.index} (PID: #{w.pid}) exited unexpectedly (#{$?.inspect})" unless w.term?
+            exited_unexpectedly(w, "(#{$?.inspect})") unless w.term?
             w.process_status = $?
             @config.run_hooks(:after_worker_shutdown, w, @log_writer)
             # A worker that cannot boot must not turn into a fork loop.
@@ -466,7 +488,7 @@ module Rustpuma
             w.term if w.term?
             false
           else
-            log "! Worker #{w.index} (PID: #{w.pid}) exited unexpectedly" unless w.term?
+            exited_unexpectedly(w) unless w.term?
             @respawn_after = Time.now + RESPAWN_BACKOFF unless w.booted?
             true
           end
@@ -474,6 +496,11 @@ module Rustpuma
       end
       # Requests to a worker 0 that is gone will not be served.
       @workers.reject! { |w| w.pid.nil? } if fork_worker? && !worker_zero
+    end
+
+    def exited_unexpectedly(worker, details = nil)
+      log "! Worker #{worker.index} (PID: #{worker.pid}) exited unexpectedly#{" #{details}" if details}"
+      @restarts[:exited] += 1
     end
 
     def running?(pid)
@@ -485,16 +512,56 @@ module Rustpuma
     end
 
     def cull_workers
-      extra = @workers.size - @options[:workers]
+      # Workers on their way out (told to stop, or retiring) do not count.
+      sorted = @workers.reject { |w| w.term? || w.retiring? }.sort_by(&:started_at)
+      extra = sorted.size - @options[:workers]
       return if extra < 1
 
-      sorted = @workers.reject(&:term?).sort_by(&:started_at)
       # fork_worker: worker 0 is the others' parent; it stays.
       sorted.reject! { |w| w.index.zero? } if fork_worker?
       victims = @options[:worker_culling_strategy].to_s == "oldest" ? sorted.first(extra) : sorted.last(extra)
       victims.each do |w|
         log "- Worker #{w.index} (PID: #{w.pid}) terminating"
         w.term
+      end
+    end
+
+    # worker_memory_limit / worker_max_requests: measures every worker, stops
+    # the retiring ones whose replacement has booted, and picks at most one
+    # worker to replace, only while the cluster is otherwise settled (no
+    # boot, phased restart or refork under way).
+    def recycle_workers
+      @workers.each { |w| w.rss_bytes = Recycler.rss_bytes(w.pid) if w.pid && !w.term? }
+      stop_replaced_workers
+      return unless @recycler.enabled? && @status == :run && @booted && !@reforking
+      return if @workers.size != @options[:workers] || @workers.any? { |w| w.term? || !w.booted? || w.phase != @phase }
+
+      due = @workers.lazy.map { |w| [w, *@recycler.due(w)] }.find { |_, reason| reason }
+      recycle(*due) if due
+    end
+
+    def recycle(worker, reason, why)
+      @restarts[reason] += 1
+      if fork_worker? && worker.index.zero?
+        # The others' parent cannot have a twin reading the fork pipe: it
+        # goes first and is forked again once reaped.
+        log "- Worker #{worker.index} (PID: #{worker.pid}) #{why}; stopping it, a new worker #{worker.index} follows"
+        worker.term
+      else
+        log "- Worker #{worker.index} (PID: #{worker.pid}) #{why}; booting its replacement"
+        worker.retire!(reason)
+      end
+    end
+
+    def stop_replaced_workers
+      @workers.each do |old|
+        next unless old.retiring? && !old.term?
+
+        fresh = @workers.find { |w| w.index == old.index && !w.retiring? && w.booted? }
+        next unless fresh
+
+        log "- Worker #{old.index} (PID: #{old.pid}) replaced by PID #{fresh.pid}; stopping it gracefully"
+        old.term
       end
     end
 

@@ -81,6 +81,9 @@ module Rustpuma
       worker_shutdown_timeout: 30,
       worker_check_interval: 5,
       worker_culling_strategy: :youngest,
+      worker_memory_limit: nil,
+      worker_max_requests: nil,
+      worker_max_requests_jitter: 0,
       control_url: nil,
       control_auth_token: nil,
       remote_address: :socket,
@@ -134,6 +137,28 @@ module Rustpuma
       [count, 1].max
     rescue SystemCallError
       [count, 1].max
+    end
+
+    MEMORY_UNITS = { "" => 1024**2, "k" => 1024, "m" => 1024**2, "g" => 1024**3 }.freeze
+
+    # `worker_memory_limit`: bytes from a number of megabytes or a String
+    # with its unit (K/KB/KiB, M…, G…, all binary); nil stays nil (off).
+    def self.parse_memory(value)
+      return nil if value.nil?
+
+      number, unit =
+        if value.is_a?(Numeric)
+          [value, ""]
+        else
+          m = value.to_s.strip.match(/\A(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b)?)?\z/i)
+          raise ArgumentError, "worker_memory_limit: cannot read #{value.inspect} (try 512 or \"512MB\")" unless m
+
+          [Float(m[1]), m[2].to_s.downcase]
+        end
+      bytes = (number * MEMORY_UNITS.fetch(unit)).to_i
+      raise ArgumentError, "worker_memory_limit must be positive (#{value.inspect})" unless bytes.positive?
+
+      bytes
     end
 
     def self.random_token

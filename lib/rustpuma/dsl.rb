@@ -535,6 +535,29 @@ module Rustpuma
       @options[:worker_culling_strategy] = strategy
     end
 
+    # rustpuma's own (Puma has none; puma_worker_killer's job there): a
+    # worker whose resident memory (RSS) is above the limit at a check
+    # (every worker_check_interval) is replaced, its replacement booted
+    # first. A number is megabytes, as puma_worker_killer's `ram`; a String
+    # may name its unit ("512MB", "1.5G", "800KiB"; binary units). nil: off.
+    def worker_memory_limit(limit)
+      @options[:worker_memory_limit] = Configuration.parse_memory(limit)
+    end
+
+    # rustpuma's own: a worker is replaced (its replacement booted first)
+    # once it has served `count` requests plus a random 0..jitter drawn for
+    # each worker, so workers started together do not all go together.
+    # jitter defaults to a tenth of count. nil or 0: off.
+    def worker_max_requests(count, jitter: nil)
+      count = count.nil? ? 0 : Integer(count)
+      jitter = jitter.nil? ? count / 10 : Integer(jitter)
+      raise ArgumentError, "worker_max_requests must not be negative (#{count})" if count.negative?
+      raise ArgumentError, "worker_max_requests jitter must not be negative (#{jitter})" if jitter.negative?
+
+      @options[:worker_max_requests] = count.zero? ? nil : count
+      @options[:worker_max_requests_jitter] = jitter
+    end
+
     # Blocks evaluated only in single mode (workers 0) or cluster mode.
     def single(&block)
       raise ArgumentError, "single needs a block" unless block

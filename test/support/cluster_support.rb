@@ -95,9 +95,9 @@ module ClusterSupport
     wait_until(timeout, "processes #{pids.inspect} to exit") { pids.none? { |p| alive?(p) } }
   end
 
-  # Runs `threads` clients, each sending GETs on new connections, until the
-  # block returns; returns [successes, failures (messages)].
-  def under_load(port, threads: 8)
+  # Runs `threads` clients, each sending GETs for `path` on new connections,
+  # until the block returns; returns [successes, failures (messages)].
+  def under_load(port, threads: 8, path: "/")
     stop = false
     ok = Queue.new
     failed = Queue.new
@@ -105,7 +105,7 @@ module ClusterSupport
       Thread.new do
         until stop
           begin
-            status, = get(port)
+            status, = get(port, path)
             status == 200 ? ok << 1 : failed << "status #{status}"
           rescue StandardError => e # Timeout::Error included
             failed << "#{e.class}: #{e.message}"

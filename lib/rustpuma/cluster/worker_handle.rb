@@ -16,6 +16,12 @@ module Rustpuma
       attr_reader :index, :signal, :last_checkin, :last_status, :started_at
       # The Process::Status once reaped (after_worker_shutdown reads it).
       attr_accessor :pid, :phase, :process_status
+      # Resident memory as the master last measured it; the request count
+      # after which this worker is replaced (worker_max_requests), or nil.
+      attr_accessor :rss_bytes, :max_requests
+      # Why it is being replaced (a Recycler reason) while its replacement
+      # boots; nil for a worker in service.
+      attr_reader :retiring
 
       def initialize(index, pid, phase, options)
         @index = index
@@ -30,6 +36,15 @@ module Rustpuma
         @last_checkin = Time.now
         @last_status = {}
         @max = Hash.new(0)
+        @retiring = nil
+      end
+
+      def retire!(reason)
+        @retiring = reason
+      end
+
+      def retiring?
+        !@retiring.nil?
       end
 
       def booted?
@@ -113,6 +128,10 @@ module Rustpuma
           booted: @booted,
           last_checkin: @last_checkin.utc.iso8601,
           last_status: @last_status,
+          # rustpuma's (Puma's keys above unchanged):
+          rss_bytes: @rss_bytes,
+          max_requests: @max_requests,
+          retiring: @retiring,
         }
       end
     end
