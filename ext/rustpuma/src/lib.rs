@@ -3,8 +3,8 @@
 //!
 //! The request path, in module order: [`socket`] (listeners and client
 //! sockets) → [`reactor`] (mio event loop) → [`client`] (one connection's
-//! buffering, using [`http`] and [`body`]) → [`ruby::pool`] (hand-off to
-//! Ruby threads, via [`ruby::gvl`]) → [`ruby::request`] (the Ruby-facing
+//! buffering, using [`http`] and [`body`]) → [`queue`] and [`ruby::pool`]
+//! (hand-off to Ruby threads, via [`ruby::gvl`]) → [`ruby::request`] (the Ruby-facing
 //! request: [`ruby::env`] in, response out). [`ruby::server`] ties them
 //! together for Ruby. [`fds`] (the descriptors the core owns) and
 //! `ruby::fork` (what a forked child does with them) keep forks safe.
@@ -29,6 +29,7 @@ pub mod fds;
 pub mod http;
 mod log;
 mod outgoing;
+mod queue;
 mod reactor;
 pub mod reader;
 #[allow(unsafe_code)]

@@ -33,6 +33,7 @@ use crate::fds::Owned;
 use crate::http::response::error_response;
 use crate::log;
 use crate::outgoing::Outgoing;
+use crate::queue::Producer;
 use crate::socket::Listener;
 use crate::timers::Sweep;
 use crate::tunnel::Tunnel;
@@ -195,7 +196,7 @@ pub(crate) struct Reactor {
     /// Slots held by TLS tunnels, which a graceful stop does not wait for
     /// (like Puma, hijacked connections are the app's business).
     tunnel_slots: usize,
-    requests: Sender<Handoff>,
+    requests: Producer<Handoff>,
     returns: Receiver<Returned>,
     shared: Arc<Shared>,
     timeouts: Timeouts,
@@ -217,7 +218,7 @@ impl Reactor {
     /// is safe before a fork.
     pub(crate) fn new(
         mut listeners: Vec<Listener>,
-        requests: Sender<Handoff>,
+        requests: Producer<Handoff>,
         config: &Config,
     ) -> io::Result<(Reactor, Arc<Shared>)> {
         let timeouts = config.timeouts;
@@ -428,16 +429,10 @@ impl Reactor {
         };
         self.busy = self.busy.saturating_add(1);
         self.shared.requests_count.fetch_add(1, Ordering::Relaxed);
-        if let Err(returned) = self.requests.send(Handoff {
+        self.requests.push(Handoff {
             token: Token(key),
             client,
-        }) {
-            // No pool left to serve it: the server is going down.
-            drop(returned);
-            self.busy = self.busy.saturating_sub(1);
-            self.clients.remove(key);
-            return;
-        }
+        });
         self.shared
             .backlog_max
             .fetch_max(self.requests.len(), Ordering::Relaxed);

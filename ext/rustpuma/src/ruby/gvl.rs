@@ -19,23 +19,19 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
-
-/// Raised by Ruby's unblocking function: a flag for loops that poll, and a
-/// channel message for code parked in `select!`.
+/// Raised by Ruby's unblocking function: a flag for loops that poll, and an
+/// `unpark` for code parked with `std::thread::park` (the pool's queue).
 pub(crate) struct Interrupt {
     flag: AtomicBool,
-    tx: Sender<()>,
-    rx: Receiver<()>,
+    /// The Ruby thread this belongs to (it is created on it).
+    thread: std::thread::Thread,
 }
 
 impl Interrupt {
     fn new() -> Self {
-        let (tx, rx) = bounded(1);
         Interrupt {
             flag: AtomicBool::new(false),
-            tx,
-            rx,
+            thread: std::thread::current(),
         }
     }
 
@@ -44,14 +40,9 @@ impl Interrupt {
         &self.flag
     }
 
-    /// Selectable receiver: a message arrives when Ruby interrupts the thread.
-    pub(crate) fn receiver(&self) -> &Receiver<()> {
-        &self.rx
-    }
-
     fn raise(&self) {
         self.flag.store(true, Ordering::Release);
-        let _ = self.tx.try_send(());
+        self.thread.unpark();
     }
 
     /// Forget an interrupt that was already handled: Ruby checks pending
@@ -59,7 +50,6 @@ impl Interrupt {
     /// the next wait short.
     fn reset(&self) {
         self.flag.store(false, Ordering::Release);
-        while self.rx.try_recv().is_ok() {}
     }
 }
 

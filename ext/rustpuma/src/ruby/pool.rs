@@ -1,8 +1,9 @@
 //! The pool's side of the hand-off: Ruby threads park here, without the GVL,
-//! until the reactor has a complete request for them.
+//! until the reactor has a complete request for them ([`crate::queue`]).
 
-use crossbeam_channel::{select, Receiver};
+use std::sync::Arc;
 
+use crate::queue::{Queue, Taken};
 use crate::reactor::Handoff;
 use crate::ruby::gvl::without_gvl;
 
@@ -16,11 +17,11 @@ pub(crate) enum Wait {
 }
 
 pub(crate) struct Pool {
-    requests: Receiver<Handoff>,
+    requests: Arc<Queue<Handoff>>,
 }
 
 impl Pool {
-    pub(crate) fn new(requests: Receiver<Handoff>) -> Self {
+    pub(crate) fn new(requests: Arc<Queue<Handoff>>) -> Self {
         Pool { requests }
     }
 
@@ -31,17 +32,13 @@ impl Pool {
 
     pub(crate) fn wait(&self) -> Wait {
         // Fast path: work is already queued, no need to give up the GVL.
-        if let Ok(handoff) = self.requests.try_recv() {
+        if let Some(handoff) = self.requests.try_take() {
             return Wait::Request(handoff);
         }
-        let waited = without_gvl(|interrupt| {
-            select! {
-                recv(self.requests) -> msg => match msg {
-                    Ok(handoff) => Wait::Request(handoff),
-                    Err(_) => Wait::Closed,
-                },
-                recv(interrupt.receiver()) -> _ => Wait::Interrupted,
-            }
+        let waited = without_gvl(|interrupt| match self.requests.take(interrupt.flag()) {
+            Taken::Item(handoff) => Wait::Request(handoff),
+            Taken::Interrupted => Wait::Interrupted,
+            Taken::Closed => Wait::Closed,
         });
         waited.unwrap_or(Wait::Interrupted)
     }

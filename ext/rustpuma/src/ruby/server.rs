@@ -77,12 +77,11 @@ impl Server {
             };
             natives.push(listener.tracked());
         }
-        let (requests_tx, requests_rx) = crossbeam_channel::unbounded();
-        let (reactor, shared) =
-            Reactor::new(natives, requests_tx, &config).map_err(Failure::from)?;
+        let (requests, producer) = crate::queue::Queue::new();
+        let (reactor, shared) = Reactor::new(natives, producer, &config).map_err(Failure::from)?;
         Ok(Server {
             reactor: ProcessLocal::new(Mutex::new(Some(reactor))),
-            pool: ProcessLocal::new(Pool::new(requests_rx)),
+            pool: ProcessLocal::new(Pool::new(requests)),
             shared: ProcessLocal::new(shared),
             max_keep_alive: config.max_keep_alive,
             keep_alives: config.keep_alives,
