@@ -69,6 +69,7 @@ module Bench
                 lines: [Line.new("req/s with slow readers", :rps, true, "", "%.0f"),
                         Line.new("throughput vs. no slow readers", :slow_ratio, false, "within 10 %", "%.2f×"),
                         Line.new("p99 ms with slow readers", :p99, false, "", "%.1f"),
+                        Line.new("p99 ms without them", :base_p99, false, "", "%.1f"),
                         Line.new("extra RSS MiB", :rss_growth, false, "≤ 64 MB", "%.1f")],
                 measure: ->(srv) { slow_row(srv, cfg) },
                 note: lambda { |m|
@@ -147,7 +148,7 @@ module Bench
       r[:rps] ||= 0.0
       # No answer at all has no latency: show "—", not 0 ms.
       %i[p50 p99 max].each { |k| r.delete(k) } if r[:rps].zero?
-      r[:base_rps] = base[:rps]
+      r[:base_rps], r[:base_p99] = base[:rps], base[:p99]
       r[:slow_ratio] = r[:rps] / base[:rps]
       r[:rss_growth] = r[:rss] - base[:rss]
       r
