@@ -44,6 +44,16 @@ module Rustpuma
     # line does not cancel the ones in the file); all other keys override.
     ACCUMULATED = (HOOKS + %i[plugins]).freeze
 
+    # rustpuma's budget for response bytes the reactor holds in memory
+    # (slow_reader_buffer_limit), per process: 1/16 of the machine's memory,
+    # at least 64 MiB (a 50 MB body fits) and at most 1 GiB.
+    def self.response_budget_default(meminfo = "/proc/meminfo")
+      kib = File.read(meminfo)[/^MemTotal:\s+(\d+)/, 1].to_i
+      (kib * 1024 / 16).clamp(64 << 20, 1 << 30)
+    rescue SystemCallError
+      256 << 20
+    end
+
     # Puma 6/7 defaults under Puma's key names. nil means "not set": either
     # truly optional or computed in #finalize from other values.
     DEFAULTS = {
@@ -95,7 +105,7 @@ module Rustpuma
       mode: :http,
       raise_exception_on_sigterm: true,
       drain_on_shutdown: false,
-      slow_reader_buffer_limit: 256 * 1024 * 1024,
+      slow_reader_buffer_limit: response_budget_default,
       queue_requests: true,
       shutdown_debug: false,
       force_shutdown_after: nil,

@@ -261,9 +261,10 @@ module Rustpuma
       @options[:queue_requests] = answer
     end
 
-    # rustpuma's own: the most response bytes the reactor holds for clients
-    # that read slowly; past it, the newest such client is dropped with a
-    # "! Shedding slow client" line. Puma has no such bound.
+    # rustpuma's own: the most response bytes the reactor holds in memory
+    # for clients still reading them (files being sent do not count); past
+    # it, the next response waits for bytes to drain (its pool thread waits,
+    # at most the write timeout). Puma has no such bound.
     def slow_reader_buffer_limit(bytes)
       @options[:slow_reader_buffer_limit] = Integer(bytes)
     end

@@ -82,6 +82,18 @@ class TestHttpEdges < Minitest::Test
   end
 
   # Over TLS the app gets a relayed socket (the reactor decrypts/encrypts).
+  # Large bodies go through rustls in pieces: a file read in chunks (no
+  # sendfile on TLS) and an Array body lent to the reactor.
+  def test_large_file_and_array_bodies_over_tls
+    start(%(ssl_bind "127.0.0.1", "0", { cert: "#{@certs[:cert]}", key: "#{@certs[:key]}" }\n))
+    expected = Array.new(300_000) { |i| format("%09d\n", i) }.join
+    %w[/file /big /file].each do |path|
+      body = curl("-k", "https://127.0.0.1:#{port_of('ssl')}#{path}")
+      assert_equal expected.bytesize, body.bytesize, path
+      assert body == expected, "#{path}: bytes differ"
+    end
+  end
+
   def test_websocket_echo_over_tls
     start(%(ssl_bind "127.0.0.1", "0", { cert: "#{@certs[:cert]}", key: "#{@certs[:key]}" }\n))
     context = OpenSSL::SSL::SSLContext.new

@@ -17,10 +17,8 @@ class TestInFlightCount < Minitest::Test
   end
 
   def test_a_graceful_stop_waits_for_exactly_the_requests_in_flight
-    Dir.mktmpdir do |dir|
-      config = File.join(dir, "rustpuma.rb")
-      File.write(config, "slow_reader_buffer_limit #{256 * 1024}\n")
-      start_server("-C", config)
+    begin
+      start_server
       # Dropped by the write timeout (10 s without progress), while the rest runs.
       timed_out = slow_reader_socket
       timed_out.write("GET /big?n=#{REACTOR_WRITTEN} HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -30,7 +28,7 @@ class TestInFlightCount < Minitest::Test
       assert_equal 200, raw_get(sock, "/", keep_alive: true).status
       assert_equal 200, raw_get(sock, "/").status
       sock.close
-      # Written by the pool thread itself (large Array body).
+      # A large Array body: a first pass by the pool thread, the rest by the reactor.
       assert_equal 1024 * 1024, raw_get(TCPSocket.new(@srv.host, @srv.port), "/big?n=#{1024 * 1024}").body.bytesize
       # A reactor write that fails: the client resets mid-response.
       reset = slow_reader_socket
@@ -38,10 +36,6 @@ class TestInFlightCount < Minitest::Test
       reset.wait_readable(10)
       reset.setsockopt(Socket::SOL_SOCKET, Socket::SO_LINGER, [1, 0].pack("ii")) # RST, not FIN
       reset.close
-      # Shed: slow readers over slow_reader_buffer_limit.
-      readers = Array.new(3) { slow_reader_socket.tap { |s| s.write("GET /big?n=#{REACTOR_WRITTEN} HTTP/1.1\r\nHost: x\r\n\r\n") } }
-      @srv.wait_for_output("! Shedding slow client", 15)
-      readers.each(&:close)
       eventually("the write timeout drops the reader that reads nothing", timeout: 30) do
         timed_out.write_nonblock("x")
         false

@@ -5,13 +5,13 @@ require "support/hostile_support"
 
 # Clients that do not read their responses: the write timeout runs from the
 # last write that made progress (sending us bytes does not extend it), and
-# the response bytes the reactor holds for slow readers are bounded by
-# slow_reader_buffer_limit.
+# the response bytes the reactor holds in memory are bounded by
+# slow_reader_buffer_limit, past which hand-offs wait.
 class TestSlowReader < Minitest::Test
   include HostileSupport
 
   def test_client_that_stops_reading_is_dropped_even_while_it_keeps_sending
-    start_server
+    start_server("--debug")
     sock = slow_reader_socket
     sock.write("GET /big?n=#{REACTOR_WRITTEN} HTTP/1.1\r\nHost: x\r\n\r\n")
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -28,36 +28,44 @@ class TestSlowReader < Minitest::Test
       sleep 0.25 # the client's pace, not a synchronisation
     end
     assert closed, "a client that reads nothing for 30 s must have been dropped"
+    assert_match(/% Write timeout: 127.0.0.1 took no response bytes/, @srv.output, "logged at debug")
     assert_equal 200, well_behaved_get
   ensure
     sock&.close
   end
 
-  def test_slow_readers_past_the_limit_are_shed_and_others_served
+  # Past slow_reader_buffer_limit the next hand-off waits (its pool thread
+  # holds the response) until the reactor drains, instead of growing
+  # memory; nobody is shed. A response larger than the whole budget still
+  # goes when nothing else is held.
+  def test_past_the_budget_a_hand_off_waits_until_bytes_drain
     Dir.mktmpdir do |dir|
       config = File.join(dir, "rustpuma.rb")
-      File.write(config, "slow_reader_buffer_limit #{256 * 1024}\n")
-      start_server("-C", config)
-      size = REACTOR_WRITTEN
-      readers = Array.new(8) do
-        s = slow_reader_socket
-        s.write("GET /big?n=#{size} HTTP/1.1\r\nHost: x\r\n\r\n")
-        s
-      end
-      @srv.wait_for_output("! Shedding slow client 127.0.0.1", 15)
-      assert_match(/over slow_reader_buffer_limit \(262144 bytes\)/, @srv.output)
-      assert_equal 200, well_behaved_get
-      # The readers still connected get their whole response.
-      whole = readers.count do |s|
-        res = RawHTTP.read_response(s, timeout: 15)
-        res && res.body.bytesize == size
-      rescue Errno::ECONNRESET, IOError # EOFError included
-        false
-      end
-      assert_operator whole, :>=, 1, "the first slow reader is kept"
-      assert_operator whole, :<, 8, "at least one was shed"
+      File.write(config, "slow_reader_buffer_limit #{BUDGET}\n")
+      @srv = ServerProcess.new("-t", "1:1", "--debug", "-C", config, APP).start
+      size = REACTOR_WRITTEN # > BUDGET
+      stalled = slow_reader_socket
+      stalled.write("GET /big?n=#{size} HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert stalled.wait_readable(15), "a response larger than the budget goes when nothing else is held"
+      waiting = slow_reader_socket
+      waiting.write("GET /big?n=#{size} HTTP/1.1\r\nHost: x\r\n\r\n")
+      @srv.wait_for_output("% Response to 127.0.0.1 waits", 15)
+
+      # The only pool thread waits with the second response: nobody else
+      # is served until the stalled reader drains.
+      probe = TCPSocket.new(@srv.host, @srv.port)
+      probe.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      refute probe.wait_readable(1), "a hand-off past the budget must wait for the reactor to drain"
+
+      assert_equal size, RawHTTP.read_response(stalled, timeout: 15)&.body&.bytesize, "the stalled reader's whole response"
+      assert_equal size, RawHTTP.read_response(waiting, timeout: 15)&.body&.bytesize,
+                   "the waiting hand-off proceeds once bytes drained, and is not shed"
+      assert_equal 200, RawHTTP.read_response(probe, timeout: 15)&.status
+      refute_match(/Shedding|Dropping/, @srv.output)
     ensure
-      readers&.each(&:close)
+      [stalled, waiting, probe].each { |s| s&.close }
     end
   end
+
+  BUDGET = 128 * 1024
 end

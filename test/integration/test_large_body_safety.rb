@@ -3,11 +3,12 @@
 require "support/integration_helper"
 require_relative "../fixtures/large_body_parts"
 
-# Large Array bodies are written by the pool thread with the GVL released,
-# partly straight from the app's strings. While that write waits on a client
-# that does not read, other Ruby threads run: GC compaction must not change
-# a byte of what is sent, and a thread reaching into the same request must
-# get an IOError (not crash the process).
+# Large Array bodies are written by the reactor partly straight from the
+# app's strings (ruby/pins.rs); streamed bodies by the pool thread with the
+# GVL released. While a write waits on a client that does not read, Ruby
+# threads run: GC compaction must not change a byte of what is sent, and a
+# thread reaching into a request being written must get an IOError (not
+# crash the process).
 class TestLargeBodySafety < Minitest::Test
   include IntegrationHelper
   server_args "-t", "4:4", "test/fixtures/large_bodies.ru"

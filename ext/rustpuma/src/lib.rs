@@ -23,9 +23,11 @@
 )]
 
 pub mod body;
+mod budget;
 mod client;
 mod config;
 pub mod fds;
+mod file_range;
 pub mod http;
 mod log;
 mod outgoing;

@@ -1,89 +1,224 @@
-//! A response's bytes on their way out through the reactor.
+//! A response on its way out through the reactor: an ordered list of
+//! sources (bytes in memory, a range of a file), written as the socket
+//! allows.
 //!
-//! Complete responses (Array bodies, the common case) are not written by the
-//! pool thread: it hands the bytes to the reactor with the connection, so the
-//! Ruby thread moves on to the next request without giving up the GVL, and
-//! a client that reads slowly is waited on by epoll, not by a thread.
+//! Complete responses (Array bodies and files, the common case) are not
+//! written by the pool thread: it hands them to the reactor with the
+//! connection, so the Ruby thread moves on to the next request without
+//! giving up the GVL, and a client that reads slowly is waited on by epoll,
+//! not by a thread. Bytes in memory count against the reactor's
+//! [`crate::budget`] until written; files do not.
 
+use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
+use crate::budget::Reservation;
+use crate::file_range::FileRange;
 use crate::socket::Stream;
 use crate::vectored::{write_ready, Cursor};
 
+/// Bytes their owner lends instead of a copy (large app strings, kept
+/// alive by the Ruby boundary until the piece drops: `ruby/pins.rs`).
+pub(crate) trait Lent: Send {
+    fn bytes(&self) -> &[u8];
+}
+
+/// One stretch of bytes in memory.
+pub(crate) enum Piece {
+    Owned(Vec<u8>),
+    Lent(Box<dyn Lent>),
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Piece::Owned(v) => v,
+            Piece::Lent(l) => l.bytes(),
+        }
+    }
+}
+
+/// One part of a response, written after the one before it.
+pub(crate) enum Source {
+    /// Bytes in memory, written together (`writev`).
+    Bytes(Vec<Piece>, Cursor),
+    /// A file range (`sendfile`, or chunks through TLS).
+    File(FileRange),
+}
+
+/// Where a write left the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Everything is written (and flushed, for TLS).
+    Done,
+    /// The socket is full: wait for it to be writable.
+    SocketFull,
+}
+
 pub(crate) struct Outgoing {
-    pieces: Vec<Vec<u8>>,
-    at: Cursor,
-    /// Bytes not yet written.
-    left: usize,
-    /// Keep the connection for another request once everything is written.
+    sources: VecDeque<Source>,
+    /// Bytes of `Bytes` sources not yet written (what a slow reader makes
+    /// the reactor hold in memory).
+    in_memory: usize,
+    /// Bytes taken by the socket so far (progress, for the write timeout).
+    sent: u64,
+    /// This response's share of the budget, given back as bytes leave.
+    reservation: Option<Reservation>,
+    /// Keep the connection for another request once everything is written:
+    /// true unless a source or the response's framing forbids it.
     pub(crate) keep_alive: bool,
     /// The socket was registered for writability while waiting on the client.
     pub(crate) waited: bool,
 }
 
 impl Outgoing {
-    pub(crate) fn new(pieces: Vec<Vec<u8>>, keep_alive: bool) -> Self {
-        let left = pieces.iter().map(Vec::len).sum();
+    pub(crate) fn new() -> Self {
         Outgoing {
-            pieces,
-            at: Cursor::default(),
-            left,
-            keep_alive,
+            sources: VecDeque::new(),
+            in_memory: 0,
+            sent: 0,
+            reservation: None,
+            // Until a source says otherwise (a file that grew) and the
+            // response's own framing decides (`Request::finish`).
+            keep_alive: true,
             waited: false,
         }
     }
 
-    /// Bytes still to write (what a slow reader makes the reactor hold).
-    pub(crate) fn left(&self) -> usize {
-        self.left
+    /// A response made of these bytes only.
+    pub(crate) fn bytes(pieces: Vec<Vec<u8>>) -> Self {
+        let mut out = Outgoing::new();
+        out.push_bytes(pieces);
+        out
     }
 
-    /// Writes as much as the socket takes now. `Ok(true)` once all is sent.
-    pub(crate) fn write_to(&mut self, stream: &mut Stream) -> io::Result<bool> {
-        let written = write_ready(&self.pieces, &mut self.at, |bufs| {
-            stream.write_vectored(bufs)
-        })?;
-        self.left -= written.bytes;
-        if !written.done {
-            return Ok(false);
+    /// Appends bytes (joined to the last source when that is bytes too, so
+    /// they leave in one `writev`).
+    pub(crate) fn push_bytes(&mut self, pieces: Vec<Vec<u8>>) {
+        self.push_pieces(pieces.into_iter().map(Piece::Owned).collect());
+    }
+
+    /// [`Outgoing::push_bytes`] for pieces that may be lent.
+    pub(crate) fn push_pieces(&mut self, pieces: Vec<Piece>) {
+        self.in_memory += pieces.iter().map(|p| p.as_ref().len()).sum::<usize>();
+        match self.sources.back_mut() {
+            Some(Source::Bytes(last, _)) => last.extend(pieces),
+            _ => self
+                .sources
+                .push_back(Source::Bytes(pieces, Cursor::default())),
         }
-        stream.flush_pending()
+    }
+
+    pub(crate) fn push_file(&mut self, range: FileRange) {
+        self.sources.push_back(Source::File(range));
+    }
+
+    pub(crate) fn has_file(&self) -> bool {
+        self.sources.iter().any(|s| matches!(s, Source::File(_)))
+    }
+
+    /// Bytes in memory still to write (what the budget must cover).
+    pub(crate) fn in_memory(&self) -> usize {
+        self.in_memory
+    }
+
+    /// Bytes the socket took so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Holds `reservation` until the bytes it covers are written.
+    pub(crate) fn hold(&mut self, reservation: Reservation) {
+        self.reservation = Some(reservation);
+    }
+
+    /// Writes as much as the socket takes now. A file that grew past its
+    /// range clears `keep_alive`; a file that ended early is an error.
+    pub(crate) fn write_to(&mut self, stream: &mut Stream) -> io::Result<Flow> {
+        while let Some(source) = self.sources.front_mut() {
+            let written = match source {
+                Source::Bytes(pieces, at) => {
+                    let w = write_ready(pieces, at, |bufs| stream.write_vectored(bufs))?;
+                    self.in_memory -= w.bytes;
+                    if let Some(r) = self.reservation.as_mut() {
+                        r.release(w.bytes);
+                    }
+                    w
+                }
+                Source::File(range) => {
+                    let w = range.write_to(stream)?;
+                    if w.done && range.grew() {
+                        self.keep_alive = false;
+                    }
+                    w
+                }
+            };
+            self.sent += written.bytes as u64;
+            if !written.done {
+                return Ok(Flow::SocketFull);
+            }
+            self.sources.pop_front();
+        }
+        Ok(if stream.flush_pending()? {
+            Flow::Done
+        } else {
+            Flow::SocketFull
+        })
+    }
+
+    /// Writes everything from a pool thread (without the GVL, the caller
+    /// makes sure), waiting while the client's window is full: at most
+    /// `timeout` without progress, or until `cancel` is set.
+    pub(crate) fn write_all(
+        &mut self,
+        stream: &mut Stream,
+        timeout: Duration,
+        cancel: &AtomicBool,
+    ) -> io::Result<()> {
+        let mut deadline = Instant::now() + timeout;
+        loop {
+            let before = self.sent;
+            let flow = self.write_to(stream)?;
+            if self.sent > before {
+                deadline = Instant::now() + timeout;
+            }
+            if flow == Flow::Done {
+                return Ok(());
+            }
+            stream.wait_writable(deadline, cancel)?;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use crate::fds::Owned;
+    use std::io::{Read, Write};
 
-    /// Over a real socket pair: a response larger than the socket buffer
-    /// stops at `EAGAIN` with the rest held, and goes on from there once the
-    /// client reads, arriving whole and in order.
-    #[test]
-    fn a_full_socket_holds_the_rest_until_the_client_reads() {
+    fn pair() -> (Stream, std::os::unix::net::UnixStream) {
         let (ours, theirs) = mio::net::UnixStream::pair().unwrap();
-        let mut stream = Stream::Unix(ours);
-        let mut client = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(theirs));
+        let client = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(theirs));
         client.set_nonblocking(true).unwrap();
-        let pieces: Vec<Vec<u8>> = (0..64u8)
-            .map(|i| vec![i; 64 * 1024 + usize::from(i)])
-            .collect();
-        let expected = pieces.concat();
-        let mut out = Outgoing::new(pieces, true);
+        (Stream::Unix(ours), client)
+    }
 
-        assert!(
-            !out.write_to(&mut stream).unwrap(),
-            "4 MiB fit in a socket buffer"
-        );
-        assert!(out.left() > 0 && out.left() < expected.len());
-
+    /// Writes until done, reading the client's side between rounds; returns
+    /// what it received.
+    fn pump(
+        out: &mut Outgoing,
+        stream: &mut Stream,
+        client: &mut std::os::unix::net::UnixStream,
+    ) -> Vec<u8> {
         let mut received = Vec::new();
         let mut buf = vec![0; 256 * 1024];
         let mut rounds = 0;
         loop {
             rounds += 1;
             assert!(rounds < 100_000, "write made no progress");
-            let done = out.write_to(&mut stream).unwrap();
+            let flow = out.write_to(stream).unwrap();
             loop {
                 match client.read(&mut buf) {
                     Ok(0) => unreachable!("our end is open"),
@@ -94,12 +229,65 @@ mod tests {
             }
             // A Unix socket queues what it took on the reader's side only,
             // so after draining it every byte written has been received.
-            assert_eq!(out.left(), expected.len() - received.len());
-            if done {
-                break;
+            assert_eq!(out.sent(), received.len() as u64);
+            if flow == Flow::Done {
+                return received;
             }
         }
-        assert_eq!(out.left(), 0);
+    }
+
+    /// Over a real socket pair: a response larger than the socket buffer
+    /// stops at `EAGAIN` with the rest held, and goes on from there once the
+    /// client reads, arriving whole and in order.
+    #[test]
+    fn a_full_socket_holds_the_rest_until_the_client_reads() {
+        let (mut stream, mut client) = pair();
+        let pieces: Vec<Vec<u8>> = (0..64u8)
+            .map(|i| vec![i; 64 * 1024 + usize::from(i)])
+            .collect();
+        let expected = pieces.concat();
+        let mut out = Outgoing::bytes(pieces);
+
+        assert_eq!(out.write_to(&mut stream).unwrap(), Flow::SocketFull);
+        assert!(out.in_memory() > 0 && out.in_memory() < expected.len());
+        let received = pump(&mut out, &mut stream, &mut client);
+        assert_eq!(out.in_memory(), 0);
         assert!(received == expected, "bytes arrived out of order or lost");
+    }
+
+    /// Bytes, a file range, bytes: in order, and the budget is given back
+    /// as the in-memory bytes leave (the file's bytes never counted).
+    #[test]
+    fn sources_go_out_in_order_and_release_their_budget() {
+        let (mut stream, mut client) = pair();
+        let body: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&body).unwrap();
+        let budget = crate::budget::Budget::new(1 << 30);
+        let mut out = Outgoing::bytes(vec![b"head\r\n\r\n".to_vec()]);
+        out.push_file(FileRange::new(Owned::new(file), 0, body.len() as u64));
+        out.push_bytes(vec![b"tail".to_vec()]);
+        out.keep_alive = true;
+        out.hold(budget.try_reserve(out.in_memory()).unwrap());
+        assert_eq!(budget.held(), 12);
+
+        let received = pump(&mut out, &mut stream, &mut client);
+        assert_eq!(budget.held(), 0);
+        assert!(out.keep_alive);
+        let expected = [&b"head\r\n\r\n"[..], &body, b"tail"].concat();
+        assert!(received == expected, "bytes arrived out of order or lost");
+    }
+
+    #[test]
+    fn a_file_that_grew_past_its_range_is_cut_and_not_kept_alive() {
+        let (mut stream, mut client) = pair();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"0123456789").unwrap();
+        let mut out = Outgoing::new();
+        out.push_file(FileRange::new(Owned::new(file), 0, 4));
+        out.keep_alive = true;
+        let received = pump(&mut out, &mut stream, &mut client);
+        assert_eq!(received, b"0123");
+        assert!(!out.keep_alive);
     }
 }

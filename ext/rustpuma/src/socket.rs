@@ -199,7 +199,9 @@ impl Stream {
         Ok(())
     }
 
-    fn wait_writable(&self, deadline: Instant, cancel: &AtomicBool) -> io::Result<()> {
+    /// Waits until the socket takes bytes again, in short slices: ends with
+    /// `Interrupted` once `cancel` is set, `TimedOut` at `deadline`.
+    pub(crate) fn wait_writable(&self, deadline: Instant, cancel: &AtomicBool) -> io::Result<()> {
         loop {
             if cancel.load(Ordering::Acquire) {
                 return Err(io::Error::new(

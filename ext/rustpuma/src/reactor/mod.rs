@@ -27,6 +27,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
+use crate::budget::Budget;
 use crate::client::{Advance, Client, Limits};
 use crate::config::{Config, Timeouts};
 use crate::fds::Owned;
@@ -92,6 +93,11 @@ pub(crate) struct Shared {
     /// reactor_max stats).
     pub backlog_max: AtomicUsize,
     pub reactor_max: AtomicUsize,
+    /// Response bytes the reactor holds in memory (`slow_reader_buffer_limit`):
+    /// pool threads reserve before they hand a response over.
+    pub budget: Arc<Budget>,
+    /// `debug`: pool threads log their waits for the budget.
+    pub debug: bool,
     /// The reactor is (about to be) blocked in epoll_wait.
     reactor_asleep: AtomicBool,
     /// The reactor thread is running (from `run` until it returns).
@@ -176,8 +182,6 @@ enum Slot {
         client: Box<Client>,
         out: Outgoing,
         deadline: Instant,
-        /// This response's share of `Reactor::slow_held`.
-        held: usize,
     },
     /// A hijacked TLS connection relayed to the app (two slots: this one for
     /// the TLS socket, a `TunnelPeer` for the app's socket pair).
@@ -207,10 +211,6 @@ pub(crate) struct Reactor {
     /// edge-triggered epoll will not report them again, so they are
     /// revisited after this turn's events.
     ready: Vec<usize>,
-    /// Response bytes waiting for clients that read slowly, and the most the
-    /// reactor holds before it sheds one (`slow_reader_buffer_limit`).
-    slow_held: usize,
-    slow_reader_limit: usize,
 }
 
 impl Reactor {
@@ -240,6 +240,8 @@ impl Reactor {
             requests_count: AtomicU64::new(0),
             backlog_max: AtomicUsize::new(0),
             reactor_max: AtomicUsize::new(0),
+            budget: Budget::new(config.slow_reader_limit),
+            debug: config.limits.debug,
             reactor_asleep: AtomicBool::new(false),
             running: AtomicBool::new(false),
             park: AtomicBool::new(false),
@@ -260,8 +262,6 @@ impl Reactor {
             retry_accept_at: None,
             accept_errors: accept::AcceptErrors::default(),
             ready: Vec::new(),
-            slow_held: 0,
-            slow_reader_limit: config.slow_reader_limit,
         };
         Ok((reactor, shared))
     }
@@ -462,7 +462,6 @@ impl Reactor {
                             client,
                             out,
                             deadline: far_future(),
-                            held: 0,
                         };
                         self.continue_writing(token.0);
                     }
@@ -536,8 +535,16 @@ impl Reactor {
             .map(|(key, _)| key)
             .collect();
         for key in expired {
-            if let Some(Slot::Writing { .. }) = self.clients.get(key) {
+            if let Some(Slot::Writing { client, out, .. }) = self.clients.get(key) {
                 // The client stopped reading our response.
+                if self.limits.debug {
+                    log::warn(&format!(
+                        "% Write timeout: {} took no response bytes for {:?} ({} sent), closing",
+                        client.remote_addr,
+                        self.timeouts.write,
+                        out.sent()
+                    ));
+                }
                 self.busy = self.busy.saturating_sub(1);
                 self.close(key);
                 continue;
@@ -555,10 +562,7 @@ impl Reactor {
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client
             }
-            Slot::Writing {
-                mut client, held, ..
-            } => {
-                self.slow_held -= held;
+            Slot::Writing { mut client, .. } => {
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client
             }

@@ -75,5 +75,8 @@ impl<T> Drop for ProcessLocal<T> {
 /// how many inherited descriptors were closed.
 pub(crate) fn after_fork_child() -> usize {
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    if let Ok(ruby) = magnus::Ruby::get() {
+        crate::ruby::pins::forget_in_child(&ruby);
+    }
     crate::fds::close_all()
 }

@@ -10,6 +10,7 @@ pub(crate) mod fatal;
 pub(crate) mod fork;
 pub(crate) mod gvl;
 pub(crate) mod options;
+pub(crate) mod pins;
 pub(crate) mod pool;
 pub(crate) mod request;
 pub(crate) mod server;

@@ -14,39 +14,36 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::IntoRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use magnus::rb_sys::AsRawValue;
-use magnus::value::{BoxValue, ReprValue};
+use magnus::value::ReprValue;
 use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::body::Body;
+use crate::budget::Reservation;
 use crate::fds::Owned;
+use crate::file_range::FileRange;
 use crate::http::parser::Version;
 use crate::http::response::{
     body_allowed, parse_content_length, push_content_length, push_header, push_status_line,
 };
 use crate::http::writing::{Encoder, Writing};
-use crate::outgoing::Outgoing;
+use crate::log;
+use crate::outgoing::{Flow, Outgoing, Piece};
 use crate::reactor::{Handoff, Returned, Shared};
 use crate::ruby::bytes;
 use crate::ruby::error::Failure;
 use crate::ruby::fork::ProcessLocal;
-use crate::ruby::gvl::without_gvl_retrying;
+use crate::ruby::gvl::{without_gvl, without_gvl_retrying};
+use crate::ruby::pins::{self, Pins, PIN_MIN};
 
-/// Bodies up to this size are copied behind the head and leave in one write.
+/// Small parts are joined behind the head, to leave in one write; files up
+/// to this size are read into memory with the head.
 const COALESCE_LIMIT: usize = 64 * 1024;
-/// Bodies from this size on are written by the pool thread itself, with the
-/// GVL released, from the app's strings where that is safe (see `pinnable`):
-/// an 8 MB copy per response cost more than the write.
+/// Array bodies from this size on lend their long strings to the reactor
+/// (`pins.rs`) instead of copying them: an 8 MB copy per response cost more
+/// than the write.
 const ZERO_COPY_MIN: usize = 256 * 1024;
-/// Strings shorter than this are always copied. Ruby keeps short strings
-/// inside their object slot ("embedded"), and GC compaction moves slots; on
-/// Ruby 3.2+ it may even move a short heap string's bytes back into a slot
-/// and free its buffer. No slot is this large, so a longer heap string's
-/// buffer stays where it is for as long as the string lives.
-const PIN_MIN: usize = 4 * 1024;
-const FILE_CHUNK: usize = 64 * 1024;
 
 /// How `respond` frames what follows the head (`Const::RESPOND_*` in Ruby).
 const MODE_NORMAL: u8 = 0;
@@ -57,7 +54,7 @@ const MODE_RAW: u8 = 1;
 #[derive(Default)]
 struct ResponseState {
     /// A complete response not yet written: `finish` hands it to the reactor.
-    pending: Option<Vec<Vec<u8>>>,
+    pending: Option<Outgoing>,
     /// The head of a streamed body, held back until the first body bytes (as
     /// Puma does): a body that fails before yielding anything can still be
     /// answered with a clean 500.
@@ -100,15 +97,6 @@ impl Head {
         }
         self.bytes.extend_from_slice(b"\r\n");
     }
-}
-
-/// One stretch of a response body: copied bytes, or `len` bytes at the start
-/// of the heap buffer of an app string that `pinnable` let through. The
-/// address is taken once, at once: the string object itself may move (GC
-/// compaction moves objects), its heap buffer does not.
-enum Piece {
-    Copied(Vec<u8>),
-    Pinned(*const u8, usize),
 }
 
 #[magnus::wrap(class = "Rustpuma::Native::Request", free_immediately, size)]
@@ -368,7 +356,7 @@ impl Request {
             if discard {
                 // Nothing but the head goes out: the reactor writes it after
                 // `finish`, once the body was walked.
-                state.pending = Some(vec![head.bytes]);
+                state.pending = Some(Outgoing::bytes(vec![head.bytes]));
                 return Ok(true);
             }
             if mode != MODE_RAW {
@@ -396,44 +384,40 @@ impl Request {
             total += part(i)?.len();
         }
         let mut head = rb_self.head(status, headers, Some(total as u64), mode)?;
-        let in_place = total >= ZERO_COPY_MIN && !head.writing.discards();
-        // Strings written in place are kept alive here, registered with the
-        // GC, until the write is over.
-        let keep = in_place.then(|| BoxValue::new(ruby.ary_new()));
+        // Large bodies lend their long strings to the reactor instead of
+        // copying them (`pins.rs`); small ones are cheaper to copy.
+        let lend = total >= ZERO_COPY_MIN && !head.writing.discards();
+        let mut pins: Option<Pins> = None;
         let mut pieces: Vec<Piece> = Vec::new();
         let push = |pieces: &mut Vec<Piece>, bytes: &[u8]| {
             if bytes.is_empty() {
                 return;
             }
             match pieces.last_mut() {
-                Some(Piece::Copied(last)) if last.len() + bytes.len() <= COALESCE_LIMIT => {
+                Some(Piece::Owned(last)) if last.len() + bytes.len() <= COALESCE_LIMIT => {
                     last.extend_from_slice(bytes)
                 }
-                _ => pieces.push(Piece::Copied(bytes.to_vec())),
+                _ => pieces.push(Piece::Owned(bytes.to_vec())),
             }
         };
         for i in 0..parts.len() {
             let s = part(i)?;
-            let pinned = match &keep {
-                Some(keep) => match pinnable(s) {
-                    Some(p) => {
-                        keep.push(p)?;
-                        Some(p)
-                    }
-                    None => None,
-                },
-                None => None,
+            let lent = if lend && s.len() >= PIN_MIN {
+                if pins.is_none() {
+                    pins = Some(Pins::new(ruby)?);
+                }
+                pins.as_ref().map(|p| p.lend(s)).transpose()?.flatten()
+            } else {
+                None
             };
-            let s = pinned.unwrap_or(s);
-            // SAFETY: read while this thread holds the GVL, and used before
-            // anything can allocate a Ruby object: the bytes are copied now,
-            // or (pinned strings) their address is kept as `Piece::Pinned`
-            // explains.
+            // SAFETY: read while this thread holds the GVL, after the last
+            // Ruby allocation for this part (`lend`), and copied or framed
+            // before anything can allocate another.
             let bytes = unsafe { s.as_slice() };
             let frame = head.writing.frame(bytes);
             push(&mut pieces, &frame.prefix);
-            match pinned {
-                Some(_) if frame.take > 0 => pieces.push(Piece::Pinned(bytes.as_ptr(), frame.take)),
+            match lent {
+                Some(buf) if frame.take > 0 => pieces.push(Piece::Lent(buf.take(frame.take))),
                 _ => push(&mut pieces, &bytes[..frame.take]),
             }
             push(&mut pieces, frame.suffix);
@@ -446,56 +430,31 @@ impl Request {
         let keep_alive = head.keep_alive && head.writing.is_done();
         head.end(keep_alive);
         match pieces.first_mut() {
-            Some(Piece::Copied(first)) if head.bytes.len() + first.len() <= COALESCE_LIMIT => {
+            Some(Piece::Owned(first)) if head.bytes.len() + first.len() <= COALESCE_LIMIT => {
                 first.splice(0..0, head.bytes.drain(..));
             }
-            _ => pieces.insert(0, Piece::Copied(std::mem::take(&mut head.bytes))),
+            _ => pieces.insert(0, Piece::Owned(std::mem::take(&mut head.bytes))),
         }
-        {
-            let mut state = rb_self.state_mut()?;
-            state.writing = head.writing;
-            state.keep_alive = keep_alive;
-            if !in_place {
-                // The reactor writes it after `finish`, and this thread keeps
-                // the GVL for the next request.
-                let copied = pieces
-                    .into_iter()
-                    .filter_map(|p| match p {
-                        Piece::Copied(v) => Some(v),
-                        Piece::Pinned(..) => None,
-                    })
-                    .collect();
-                state.pending = Some(copied);
-                return Ok(true);
-            }
-        }
-        let slices: Vec<&[u8]> = pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Copied(v) => v.as_slice(),
-                // SAFETY: the address was read (with the GVL) from a string
-                // `pinnable` let through: frozen, so nobody can change or
-                // free its bytes; on the heap and too long for any object
-                // slot, so GC compaction, which moves objects, never moves or
-                // re-embeds its buffer; and held by `keep`, a GC-registered
-                // array, so it stays alive until after the write.
-                Piece::Pinned(ptr, len) => unsafe { std::slice::from_raw_parts(*ptr, *len) },
-            })
-            .collect();
-        let ok = rb_self.write_pieces(&slices)?;
-        drop(slices);
-        drop(keep);
-        Ok(ok)
+        let mut state = rb_self.state_mut()?;
+        state.writing = head.writing;
+        state.keep_alive = keep_alive;
+        // The reactor writes it after `finish`, and this thread keeps the
+        // GVL for the next request.
+        let mut out = Outgoing::new();
+        out.push_pieces(pieces);
+        state.pending = Some(out);
+        Ok(true)
     }
 
     /// Sends a file as the body (`to_path` bodies). The file is opened before
     /// the head goes out, so a file that cannot be opened is an app error
     /// (500). The length is the file's size unless the app gave a usable
     /// one; a file that turns out shorter or longer than that closes the
-    /// connection. Small files go out with the head through the reactor,
-    /// large ones are read and written without the GVL.
+    /// connection. Small files are read into memory with the head; larger
+    /// ones are handed to the reactor open (see [`FileRange`]): this thread
+    /// is free at once, however slowly the client reads.
     pub(crate) fn respond_file(
-        ruby: &Ruby,
+        _ruby: &Ruby,
         rb_self: &Self,
         status: u16,
         headers: RHash,
@@ -523,80 +482,61 @@ impl Request {
             let mut state = rb_self.state_mut()?;
             state.writing = head.writing;
             state.keep_alive = keep_alive;
-            state.pending = Some(vec![head.bytes]);
+            state.pending = Some(Outgoing::bytes(vec![head.bytes]));
             return Ok(true);
         }
-        // An app length that is not the file's size is known to fail: say so.
-        let fits = !matches!(head.writing, Writing::Body(Encoder::Length(n)) if n != size);
+        let (len, fits) = match head.writing {
+            // An app length that is not the file's size is known to fail:
+            // the range is that length, and the head says close.
+            Writing::Body(Encoder::Length(n)) => (n, n == size),
+            // The app's own Transfer-Encoding: the file goes as it is, and
+            // the connection closes after it.
+            _ => (size, false),
+        };
         let keep_alive = head.keep_alive && fits;
         head.end(keep_alive);
-        {
-            let mut state = rb_self.state_mut()?;
-            state.writing = Writing::Closed; // until the body is through
-            state.keep_alive = keep_alive;
-        }
-        let mut writing = std::mem::take(&mut head.writing);
-        let mut slot = rb_self.handoff_mut()?;
-        let Some(handoff) = slot.as_mut() else {
-            return Ok(false);
-        };
-        let stream = &mut handoff.client.stream;
-        let head_bytes = head.bytes;
-        let mut head_out = false;
-        let write_timeout = rb_self.write_timeout;
-        let result = without_gvl_retrying(ruby, |interrupt| -> io::Result<()> {
-            if !head_out {
-                stream.write_all(&[&head_bytes], write_timeout, interrupt.flag())?;
-                head_out = true;
-            }
-            let mut buf = vec![0u8; FILE_CHUNK];
-            while writing.in_body() {
-                let n = match file.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        writing.abort();
-                        return Err(e);
-                    }
-                };
-                if n == 0 {
-                    let tail = writing.finish();
-                    return stream.write_all(&[tail], write_timeout, interrupt.flag());
-                }
-                let frame = writing.frame(&buf[..n]);
-                stream.write_all(
-                    &[&frame.prefix, &buf[..frame.take], frame.suffix],
-                    write_timeout,
-                    interrupt.flag(),
-                )?;
-            }
-            Ok(())
-        });
-        drop(slot);
-        let ok = matches!(result, Ok(Some(Ok(()))));
+        let mut out = Outgoing::bytes(vec![head.bytes]);
+        out.push_file(FileRange::new(file, 0, len));
         let mut state = rb_self.state_mut()?;
-        if !ok {
-            writing.abort();
-            state.broken = true;
-        }
-        state.writing = writing;
-        drop(state);
-        // An interrupt (Thread#kill, Thread#raise) goes on to Ruby.
-        result?;
-        Ok(ok)
+        // Complete as far as this thread can tell: a file that turns out
+        // shorter fails the reactor's write, which closes the connection.
+        state.writing = if fits { Writing::Done } else { Writing::Closed };
+        state.keep_alive = keep_alive;
+        state.pending = Some(out);
+        Ok(true)
     }
 
     /// Writes a response `respond` kept for the reactor now, from this thread
     /// (without the GVL): for `after_reply` callbacks, which run after the
     /// response is on the wire.
     pub(crate) fn flush(rb_self: &Self) -> Result<bool, Error> {
-        let pending = rb_self.state_mut()?.pending.take();
-        Ok(match pending {
-            Some(pieces) => {
-                let slices: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
-                rb_self.write_pieces(&slices)?
-            }
-            None => true,
-        })
+        let Some(mut out) = rb_self.state_mut()?.pending.take() else {
+            return Ok(true);
+        };
+        let mut slot = rb_self.handoff_mut()?;
+        let Some(handoff) = slot.as_mut() else {
+            return Ok(false);
+        };
+        let stream = &mut handoff.client.stream;
+        let ruby = Ruby::get().map_err(|e| io_error(&e.to_string()))?;
+        let write_timeout = rb_self.write_timeout;
+        let result = without_gvl_retrying(&ruby, |interrupt| {
+            out.write_all(stream, write_timeout, interrupt.flag())
+        });
+        drop(slot);
+        let ok = matches!(result, Ok(Some(Ok(()))));
+        let mut state = rb_self.state_mut()?;
+        if !ok {
+            state.broken = true;
+            state.writing.abort();
+        }
+        if !out.keep_alive {
+            state.keep_alive = false;
+        }
+        drop(state);
+        // An interrupt (Thread#kill, Thread#raise) goes on to Ruby.
+        result?;
+        Ok(ok)
     }
 
     /// Writes one piece of a streamed body (chunk-encoded when needed).
@@ -721,7 +661,8 @@ impl Request {
     /// Ends the exchange: the connection goes back to the reactor when the
     /// response completed and can be kept, else it is closed (or left to the
     /// app after a hijack).
-    pub(crate) fn finish(rb_self: &Self) -> Result<(), Error> {
+    pub(crate) fn finish(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        pins::release_finished(ruby)?;
         let (keep, pending) = {
             let mut state = rb_self.state_mut()?;
             let keep = state.keep_alive
@@ -735,10 +676,9 @@ impl Request {
         let Some(mut handoff) = rb_self.handoff_mut()?.take() else {
             return Ok(());
         };
-        if let Some(pieces) = pending {
-            rb_self
-                .shared
-                .give_back(Returned::Respond(handoff, Outgoing::new(pieces, keep)));
+        if let Some(mut out) = pending {
+            out.keep_alive &= keep;
+            return rb_self.hand_over(ruby, handoff, out);
         } else if keep {
             handoff.client.reset_for_next_request();
             rb_self.shared.give_back(Returned::KeepAlive(handoff));
@@ -748,6 +688,94 @@ impl Request {
             rb_self.shared.give_back(Returned::Released(handoff.token));
         }
         Ok(())
+    }
+
+    /// Gives a complete response to the reactor to write. A large one gets
+    /// one pass from this thread first, without the GVL and without
+    /// waiting: what the socket takes now is copied by this thread, in
+    /// parallel with the reactor (one thread writing every large body was
+    /// measured slower), and only the rest waits on epoll. The rest must
+    /// fit the budget (see `reserve`).
+    fn hand_over(&self, ruby: &Ruby, mut handoff: Handoff, mut out: Outgoing) -> Result<(), Error> {
+        let token = handoff.token;
+        if out.in_memory() >= ZERO_COPY_MIN || out.has_file() {
+            let stream = &mut handoff.client.stream;
+            match without_gvl(|_| out.write_to(stream)) {
+                Some(Ok(Flow::Done)) if out.keep_alive => {
+                    handoff.client.reset_for_next_request();
+                    self.shared.give_back(Returned::KeepAlive(handoff));
+                    return Ok(());
+                }
+                Some(Ok(Flow::Done)) | Some(Err(_)) => {
+                    drop(handoff);
+                    self.shared.give_back(Returned::Released(token));
+                    return Ok(());
+                }
+                // The client's window is full, or Ruby has an interrupt
+                // pending: the reactor goes on from here.
+                Some(Ok(Flow::SocketFull)) | None => {}
+            }
+        }
+        match self.reserve(ruby, out.in_memory(), &handoff.client.remote_addr) {
+            Ok(Ok(reservation)) => {
+                out.hold(reservation);
+                self.shared.give_back(Returned::Respond(handoff, out));
+            }
+            Ok(Err(e)) => {
+                log::warn(&format!(
+                    "! Dropping the response to {}: {e} ({} bytes) for {:?}",
+                    handoff.client.remote_addr,
+                    self.shared.budget.limit(),
+                    self.write_timeout
+                ));
+                drop(handoff);
+                self.shared.give_back(Returned::Released(token));
+            }
+            Err(interrupt) => {
+                // Thread#kill or shutdown while waiting: the response is
+                // dropped with its connection, the interrupt goes on.
+                drop(handoff);
+                self.shared.give_back(Returned::Released(token));
+                return Err(interrupt);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves `bytes` of the reactor's budget for a response about to be
+    /// handed over. Past the budget this thread waits, without the GVL, for
+    /// the reactor to drain what it holds: at most the write timeout (the
+    /// inner `Err`), or until Ruby interrupts it (the outer one).
+    fn reserve(
+        &self,
+        ruby: &Ruby,
+        bytes: usize,
+        client: &str,
+    ) -> Result<io::Result<Reservation>, Error> {
+        let budget = &self.shared.budget;
+        if let Some(reservation) = budget.try_reserve(bytes) {
+            return Ok(Ok(reservation));
+        }
+        if self.shared.debug {
+            log::warn(&format!(
+                "% Response to {client} waits: {bytes} bytes would take what the reactor holds past slow_reader_buffer_limit ({} bytes)",
+                budget.limit()
+            ));
+        }
+        let deadline = Instant::now() + self.write_timeout;
+        loop {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            match without_gvl_retrying(ruby, |interrupt| {
+                budget.reserve(bytes, timeout, interrupt.flag())
+            })? {
+                // Interrupted only to let other threads run: wait on.
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                    ruby.thread_check_ints()?
+                }
+                Some(result) => return Ok(result),
+                None => return Ok(Err(io::ErrorKind::Interrupted.into())),
+            }
+        }
     }
 
     /// Writes with the GVL released. The handoff stays borrowed meanwhile,
@@ -778,22 +806,6 @@ impl Request {
         result?;
         Ok(ok)
     }
-}
-
-/// `s`, or a frozen string sharing its bytes, when those bytes may be read
-/// with the GVL released (see the SAFETY note in `respond`); None when the
-/// string must be copied. Freezing a long string does not copy it: Ruby
-/// moves its buffer to a new frozen string that the original shares, so a
-/// later change to the original copies on write and leaves ours intact.
-fn pinnable(s: RString) -> Option<RString> {
-    if s.len() < PIN_MIN {
-        return None;
-    }
-    let frozen = RString::new_frozen(s);
-    // SAFETY: reads the flags word of a live String while holding the GVL.
-    let flags = unsafe { (*(frozen.as_raw() as *const rb_sys::RBasic)).flags };
-    let on_heap = flags & (rb_sys::ruby_rstring_flags::RSTRING_NOEMBED as rb_sys::VALUE) != 0;
-    (on_heap && frozen.len() >= PIN_MIN).then_some(frozen)
 }
 
 impl Drop for Request {
