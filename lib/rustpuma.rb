@@ -33,6 +33,7 @@ require_relative "rustpuma/handler"
 require_relative "rustpuma/thread_pool"
 require_relative "rustpuma/server_plugin_control"
 require_relative "rustpuma/server"
+require_relative "rustpuma/metrics"
 
 # A Rack server whose listener, reactor and HTTP handling are Rust, and which
 # reads Puma's configuration. See docs/architecture.md for the request path.

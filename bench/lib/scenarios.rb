@@ -33,6 +33,14 @@ module Bench
                 app: "hello.ru", threads: "4:4", workers: 0, servers: ALL,
                 lines: [Line.new("req/s", :rps, true, "≥ 1.2× iodine, ≥ 5× puma8, ≥ 0.6× nginx", "%.0f")],
                 measure: ->(srv) { wrk_row(srv, cfg, conns: 64) }),
+        # The cost of always-on request metrics (issue 13: within 2 %): a
+        # second rustpuma with them off, the two alternating in half runs.
+        Row.new(key: "hello-metrics", title: "hello world -t 4:4, wrk -c64: request metrics on vs off",
+                app: "hello.ru", threads: "4:4", workers: 0, servers: %w[rustpuma],
+                lines: [Line.new("req/s, metrics on", :rps, false, "", "%.0f"),
+                        Line.new("on vs off", :metrics_ratio, false, "≥ 0.98×", "%.3f×")],
+                measure: ->(srv) { metrics_row(srv, cfg) },
+                note: ->(m) { format("%d req/s with metrics off", m[:off_rps]) }),
         # With --pin, the -w 1 row against the -w 2 row shows what a second
         # worker costs or gains on one server core (Iodine -w 1 is one process).
         Row.new(key: "cluster-w1", title: "hello world, -w 1 -t 4:4, wrk -c64 (nginx: 1 worker)",
@@ -126,6 +134,27 @@ module Bench
       r[:idle_ratio] = r[:rps] / base[:rps] if r[:rps]
       r[:rss_growth] = r[:rss] - base[:rss]
       r
+    end
+
+    # Metrics on (srv) and off (a second server), alternating on-off-off-on
+    # in half-length runs so drift on a busy machine hits both alike.
+    def metrics_row(srv, cfg)
+      dir = Dir.mktmpdir("rustpuma-bench-metrics-off")
+      off, skip = Servers.build("rustpuma", app: "hello_metrics_off.ru", threads: "4:4", workers: 0, tmpdir: dir)
+      return { error: skip } unless off
+      return { error: "metrics-off server failed to start (#{off.error})" } unless off.start
+
+      runs = { on: [], off: [] }
+      %i[on off off on].each { |mode| runs[mode] << wrk_row(mode == :on ? srv : off, cfg, conns: 64, duration: cfg.half) }
+      bad = runs.values.flatten.find { |r| r[:error] }
+      return bad if bad
+
+      on_rps = median(runs[:on].map { |r| r[:rps] })
+      off_rps = median(runs[:off].map { |r| r[:rps] })
+      runs[:on].last.merge(rps: on_rps, off_rps: off_rps, metrics_ratio: on_rps / off_rps)
+    ensure
+      off&.stop
+      FileUtils.rm_rf(dir) if dir
     end
 
     # Hello-world throughput alone, then while slow readers hold responses

@@ -164,6 +164,18 @@ module Rustpuma
       }.merge(Rustpuma.versions_stats)
     end
 
+    # /metrics: each worker's figures from its last check-in (never asked
+    # for: a stuck worker cannot block the master), labelled by index, with
+    # the RSS the master itself reads; restarts by reason.
+    def metrics_sources
+      servers = @workers.sort_by(&:index).map do |w|
+        metrics = w.last_status[:metrics] || {}
+        metrics = metrics.merge(rss_bytes: w.rss_bytes) if w.rss_bytes
+        [{ worker: w.index.to_s }, metrics]
+      end
+      [servers, RESTART_REASONS.to_h { |r| [r, @restarts[r]] }]
+    end
+
     private
 
     def wakeup!

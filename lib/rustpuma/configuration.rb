@@ -106,6 +106,7 @@ module Rustpuma
       raise_exception_on_sigterm: true,
       drain_on_shutdown: false,
       slow_reader_buffer_limit: response_budget_default,
+      request_metrics: true,
       queue_requests: true,
       shutdown_debug: false,
       force_shutdown_after: nil,

@@ -4,6 +4,7 @@ require "json"
 require_relative "state_file"
 require_relative "systemd"
 require_relative "control_server"
+require_relative "metrics"
 
 module Rustpuma
   class << self
@@ -30,6 +31,7 @@ module Rustpuma
   # The control app (`activate_control_app` / `--control-url`): Puma's
   # App::Status endpoints, for rustpumactl, pumactl and monitoring.
   #   /stats /gc /gc-stats /thread-backtraces      information (JSON)
+  #   /metrics                                     Prometheus text (metrics.rb)
   #   /stop /halt /restart /phased-restart /refork /reload-worker-directory
   # Every request must carry ?token=<control_auth_token> unless the token is
   # "none"; otherwise 403.
@@ -57,6 +59,7 @@ module Rustpuma
         when "gc" then GC.start || 200
         when "gc-stats" then JSON.generate(GC.stat)
         when "stats" then JSON.generate(@launcher.stats)
+        when "metrics" then return prometheus
         when "thread-backtraces"
           JSON.generate(Thread.list.map { |t| { name: "Thread: TID-#{t.object_id.to_s(36)} #{t.name}", backtrace: t.backtrace || [] } })
         else
@@ -74,6 +77,11 @@ module Rustpuma
 
     def runner
       @launcher.runner
+    end
+
+    def prometheus
+      servers, restarts = runner.respond_to?(:metrics_sources) ? runner.metrics_sources : [[], {}]
+      respond(200, Metrics.text(servers, restarts), Metrics::CONTENT_TYPE)
     end
 
     def authorized?(env)

@@ -269,6 +269,13 @@ module Rustpuma
       @options[:slow_reader_buffer_limit] = Integer(bytes)
     end
 
+    # rustpuma's own: time every request's phases (queue, gvl_wait, app,
+    # write) for /metrics, /stats and env["rustpuma.timings"]. On by
+    # default; off saves a few clock reads per request.
+    def request_metrics(which = true)
+      @options[:request_metrics] = which
+    end
+
     def drain_on_shutdown(which = true)
       @options[:drain_on_shutdown] = which
     end

@@ -12,11 +12,18 @@ module Rustpuma
   # Called by ThreadPool for every request; the socket work happens in
   # Native::Request with the GVL released.
   class Handler
+    # env key of this request's phases, set once the response is handed
+    # over, for rack.after_reply / rack.response_finished callbacks (a Hash
+    # of seconds: queue, gvl_wait, app, write; see docs/observability.md).
+    TIMINGS = "rustpuma.timings"
+
     def initialize(app, options, log_writer)
       @app = app
       @log_writer = log_writer
       @early_hints = options[:early_hints]
       @log_requests = options[:log_requests]
+      # `log_requests :phases`: the log line ends with the request's phases.
+      @log_phases = @log_requests == :phases
       @lowlevel_error_handler = options[:lowlevel_error_handler]
       @dev_errors = Const::DEV_ENVIRONMENTS.include?(options[:environment].to_s)
       @base_env = base_env(options)
@@ -68,6 +75,8 @@ module Rustpuma
         # the reactor writes it and this thread moves on.
         req.flush unless after_reply.empty?
         req.finish
+        # Only built when someone can read it (a Hash per request costs).
+        env[TIMINGS] = req.timings unless after_reply.empty? && response_finished.empty? && !@log_phases
         log_request(env, status, started) if @log_requests
         after_reply.each { |callback| run_callback(callback) }
         response_finished.reverse_each { |callback| run_callback(callback, env, status, headers, error) }
@@ -211,15 +220,23 @@ module Rustpuma
       @log_writer.unknown_error(e, "after reply")
     end
 
-    # Apache common log format with the duration, like Puma's CommonLogger.
+    # Apache common log format with the duration, like Puma's CommonLogger;
+    # with `log_requests :phases`, then each phase in seconds ("-" for one
+    # not known yet: the reactor writes most responses after this line).
     def log_request(env, status, started)
       elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
       query = env["QUERY_STRING"].to_s.empty? ? "" : "?#{env['QUERY_STRING']}"
-      @log_writer.log(format('%s - - [%s] "%s %s%s %s" %s - %0.4f',
-                             env["HTTP_X_FORWARDED_FOR"] || env["REMOTE_ADDR"] || "-",
-                             Time.now.strftime("%d/%b/%Y:%H:%M:%S %z"),
-                             env["REQUEST_METHOD"], env["PATH_INFO"], query, env["SERVER_PROTOCOL"],
-                             status.to_s[0..3], elapsed))
+      line = format('%s - - [%s] "%s %s%s %s" %s - %0.4f',
+                    env["HTTP_X_FORWARDED_FOR"] || env["REMOTE_ADDR"] || "-",
+                    Time.now.strftime("%d/%b/%Y:%H:%M:%S %z"),
+                    env["REQUEST_METHOD"], env["PATH_INFO"], query, env["SERVER_PROTOCOL"],
+                    status.to_s[0..3], elapsed)
+      line << phases_text(env[TIMINGS]) if @log_phases
+      @log_writer.log(line)
+    end
+
+    def phases_text(timings)
+      timings.map { |phase, secs| secs ? format(" %s=%0.6f", phase, secs) : " #{phase}=-" }.join
     end
   end
 end

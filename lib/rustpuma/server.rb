@@ -134,7 +134,16 @@ module Rustpuma
         max_threads: @pool.max,
         requests_count: @native.requests_count,
         reactor_max: reactor_max,
+        metrics: metrics,
       }
+    end
+
+    # rustpuma's own figures (docs/observability.md, "Data"): the native
+    # server's request metrics, and what Ruby knows (threads_max, RSS).
+    def metrics
+      return {} unless @native
+
+      @native.metrics.merge(threads_max: @pool.max, rss_bytes: Metrics.rss_bytes)
     end
 
     def min_threads
@@ -194,7 +203,15 @@ module Rustpuma
         max_threads: @options[:max_threads].to_i,
         accept_delay: accept_delay,
         slow_reader_buffer_limit: @options[:slow_reader_buffer_limit],
+        request_metrics: request_metrics?,
       }
+    end
+
+    # `request_metrics false`, or RUSTPUMA_REQUEST_METRICS=off in the
+    # environment when the server starts (read here, after the app is
+    # loaded, so a rackup file can set it: bench/apps/hello_metrics_off.ru).
+    def request_metrics?
+      @options.fetch(:request_metrics, true) != false && ENV["RUSTPUMA_REQUEST_METRICS"] != "off"
     end
 
     # wait_for_less_busy_worker applies with two workers or more, as in Puma.

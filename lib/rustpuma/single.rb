@@ -69,6 +69,11 @@ module Rustpuma
       { started_at: @started_at&.utc&.iso8601 }.merge(@server ? @server.stats : {}).merge(Rustpuma.versions_stats)
     end
 
+    # /metrics: this process's one server, no labels; no workers to restart.
+    def metrics_sources
+      [[[{}, @server ? @server.metrics : {}]], {}]
+    end
+
     private
 
     def log_banner

@@ -11,6 +11,7 @@ use std::io;
 
 use crate::body::Body;
 use crate::http::parser::RequestHead;
+use crate::metrics::Timing;
 use crate::reader::{Event, Reader};
 use crate::socket::Stream;
 
@@ -51,6 +52,8 @@ pub(crate) struct Client {
     pub rejection: Option<Rejection>,
     /// Requests answered on this connection so far (`max_keep_alive`).
     pub served: u64,
+    /// When the current request's phases began and ended (`metrics.rs`).
+    pub timing: Timing,
 }
 
 impl Client {
@@ -62,6 +65,7 @@ impl Client {
             request: None,
             rejection: None,
             served: 0,
+            timing: Timing::default(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Client {
     pub(crate) fn reset_for_next_request(&mut self) {
         self.request = None;
         self.served += 1;
+        self.timing = Timing::default();
     }
 
     /// Moves the current request forward with what is buffered and what the

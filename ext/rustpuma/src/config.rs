@@ -35,4 +35,6 @@ pub(crate) struct Config {
     /// `enable_keep_alives` (and `queue_requests`): false closes every
     /// connection after its response.
     pub(crate) keep_alives: bool,
+    /// `request_metrics`: time each request's phases (`metrics.rs`).
+    pub(crate) metrics: bool,
 }

@@ -30,6 +30,7 @@ pub mod fds;
 mod file_range;
 pub mod http;
 mod log;
+mod metrics;
 mod outgoing;
 mod queue;
 mod reactor;

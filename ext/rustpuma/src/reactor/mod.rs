@@ -33,6 +33,7 @@ use crate::config::{Config, Timeouts};
 use crate::fds::Owned;
 use crate::http::response::error_response;
 use crate::log;
+use crate::metrics::Metrics;
 use crate::outgoing::Outgoing;
 use crate::queue::Producer;
 use crate::socket::Listener;
@@ -98,6 +99,8 @@ pub(crate) struct Shared {
     pub budget: Arc<Budget>,
     /// `debug`: pool threads log their waits for the budget.
     pub debug: bool,
+    /// Phase histograms, status classes and gauges (`metrics.rs`).
+    pub metrics: Metrics,
     /// The reactor is (about to be) blocked in epoll_wait.
     reactor_asleep: AtomicBool,
     /// The reactor thread is running (from `run` until it returns).
@@ -211,6 +214,8 @@ pub(crate) struct Reactor {
     /// edge-triggered epoll will not report them again, so they are
     /// revisited after this turn's events.
     ready: Vec<usize>,
+    /// The last `connections_open` given to the metrics.
+    connections_published: usize,
 }
 
 impl Reactor {
@@ -242,6 +247,7 @@ impl Reactor {
             reactor_max: AtomicUsize::new(0),
             budget: Budget::new(config.slow_reader_limit),
             debug: config.limits.debug,
+            metrics: Metrics::new(config.metrics),
             reactor_asleep: AtomicBool::new(false),
             running: AtomicBool::new(false),
             park: AtomicBool::new(false),
@@ -262,6 +268,7 @@ impl Reactor {
             retry_accept_at: None,
             accept_errors: accept::AcceptErrors::default(),
             ready: Vec::new(),
+            connections_published: 0,
         };
         Ok((reactor, shared))
     }
@@ -329,6 +336,17 @@ impl Reactor {
                 self.stop_accepting();
             }
             self.expire_timers();
+            // A TLS tunnel holds two slots for one client connection. Stored
+            // only when it changed: pool threads' counters sit near it.
+            let open = self.clients.len() - self.tunnel_slots / 2;
+            if open != self.connections_published {
+                self.connections_published = open;
+                self.shared
+                    .metrics
+                    .connections_open
+                    .0
+                    .store(open, Ordering::Relaxed);
+            }
             if let Some(at) = self.retry_accept_at {
                 if Instant::now() >= at {
                     self.retry_accept_at = None;
@@ -413,6 +431,7 @@ impl Reactor {
                     client.rejection = Some(rejection);
                     self.dispatch(key);
                 } else {
+                    self.shared.metrics.count_status(rejection.status);
                     let mut client = self.remove(key);
                     client.stream.try_write(&error_response(rejection.status));
                 }
@@ -424,9 +443,10 @@ impl Reactor {
         let Some(slot) = self.clients.get_mut(key) else {
             return;
         };
-        let Slot::Waiting { client, .. } = std::mem::replace(slot, Slot::Busy) else {
+        let Slot::Waiting { mut client, .. } = std::mem::replace(slot, Slot::Busy) else {
             return;
         };
+        client.timing.complete = self.shared.metrics.now();
         self.busy = self.busy.saturating_add(1);
         self.shared.requests_count.fetch_add(1, Ordering::Relaxed);
         self.requests.push(Handoff {
@@ -456,7 +476,11 @@ impl Reactor {
                         self.on_readable(token.0);
                     }
                 }
-                Returned::Respond(Handoff { token, client }, out) => {
+                Returned::Respond(Handoff { token, mut client }, out) => {
+                    // Unless the pool thread already wrote part of it.
+                    if client.timing.write_start.is_none() {
+                        client.timing.write_start = self.shared.metrics.now();
+                    }
                     if let Some(slot) = self.clients.get_mut(token.0) {
                         *slot = Slot::Writing {
                             client,
@@ -551,6 +575,7 @@ impl Reactor {
             }
             let mut client = self.remove(key);
             if client.has_partial_request() {
+                self.shared.metrics.count_status(408);
                 client.stream.try_write(&error_response(408));
             }
         }

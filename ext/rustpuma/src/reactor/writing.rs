@@ -4,6 +4,7 @@
 use mio::{Interest, Token};
 
 use super::{far_future, Reactor, Slot};
+use crate::metrics::Phase;
 use crate::outgoing::Flow;
 
 impl Reactor {
@@ -44,6 +45,8 @@ impl Reactor {
                 else {
                     unreachable!()
                 };
+                client.timing.write_end = self.shared.metrics.now();
+                self.shared.metrics.record(Phase::Write, &client.timing);
                 if out.waited {
                     let _ = self.poll.registry().reregister(
                         client.stream.source(),

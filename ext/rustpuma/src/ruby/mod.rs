@@ -49,6 +49,10 @@ mod entry {
         server.define_method("backlog", method!(server::Server::backlog, 0))?;
         server.define_method("requests_count", method!(server::Server::requests_count, 0))?;
         server.define_method("take_maxima", method!(server::Server::take_maxima, 0))?;
+        server.define_method("metrics", method!(server::Server::metrics, 0))?;
+        let bounds = ruby.ary_from_vec(server::bucket_bounds());
+        bounds.freeze();
+        native.const_set("PHASE_BUCKET_BOUNDS", bounds)?;
         server.define_method("pause_for_fork", method!(server::Server::pause_for_fork, 0))?;
         server.define_method(
             "resume_after_fork",
@@ -73,6 +77,7 @@ mod entry {
         request.define_method("hijacked?", method!(request::Request::is_hijacked, 0))?;
         request.define_method("head_sent?", method!(request::Request::is_head_sent, 0))?;
         request.define_method("finish", method!(request::Request::finish, 0))?;
+        request.define_method("timings", method!(request::Request::timings, 0))?;
         Ok(())
     }
 }

@@ -44,6 +44,7 @@ pub(crate) fn config(ruby: &Ruby, options: RHash) -> Result<Config, Error> {
         slow_reader_limit: slow_reader_limit.try_into().unwrap_or(usize::MAX),
         max_keep_alive: required(ruby, options, "max_keep_alive")?,
         keep_alives: required(ruby, options, "enable_keep_alives")?,
+        metrics: required(ruby, options, "request_metrics")?,
     })
 }
 

@@ -32,11 +32,18 @@ impl Pool {
 
     pub(crate) fn wait(&self) -> Wait {
         // Fast path: work is already queued, no need to give up the GVL.
-        if let Some(handoff) = self.requests.try_take() {
+        if let Some(mut handoff) = self.requests.try_take() {
+            // Taken while holding the GVL: no wait for it (one clock read).
+            let timing = &mut handoff.client.timing;
+            timing.taken = timing.stamp();
+            timing.resumed = timing.taken;
             return Wait::Request(handoff);
         }
         let waited = without_gvl(|interrupt| match self.requests.take(interrupt.flag()) {
-            Taken::Item(handoff) => Wait::Request(handoff),
+            Taken::Item(mut handoff) => {
+                handoff.client.timing.taken = handoff.client.timing.stamp();
+                Wait::Request(handoff)
+            }
             Taken::Interrupted => Wait::Interrupted,
             Taken::Closed => Wait::Closed,
         });

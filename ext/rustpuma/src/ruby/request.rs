@@ -9,7 +9,7 @@
 //! the reactor for keep-alive or closes it. A request dropped by the GC
 //! without `finish` (its thread was killed) is released too.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::IntoRawFd;
@@ -29,6 +29,7 @@ use crate::http::response::{
 };
 use crate::http::writing::{Encoder, Writing};
 use crate::log;
+use crate::metrics::{Phase, Timing, PHASES};
 use crate::outgoing::{Flow, Outgoing, Piece};
 use crate::reactor::{Handoff, Returned, Shared};
 use crate::ruby::bytes;
@@ -68,6 +69,8 @@ struct ResponseState {
     close_after: bool,
     broken: bool,
     hijacked: bool,
+    /// The status of the response built last (`requests_total`).
+    status: Option<u16>,
 }
 
 /// A head ready to go out, and how its body is framed.
@@ -109,6 +112,11 @@ pub(crate) struct Request {
     no_more_requests: bool,
     /// How long the client may take no bytes while this thread writes.
     write_timeout: Duration,
+    /// This request's phases so far (a copy of the client's, kept after
+    /// `finish` for `timings`).
+    timing: Cell<Timing>,
+    /// Still counted in `threads_busy` (until `finish`, or the GC).
+    counted_busy: Cell<bool>,
 }
 
 fn io_error(message: &str) -> Error {
@@ -129,13 +137,84 @@ impl Request {
         no_more_requests: bool,
         write_timeout: Duration,
     ) -> Self {
+        // This thread holds the GVL again: the queue and GVL phases are over.
+        let mut timing = handoff.client.timing;
+        if timing.resumed.is_none() {
+            timing.resumed = timing.stamp();
+        }
+        let metrics = &shared.metrics;
+        metrics.record(Phase::Queue, &timing);
+        metrics.record(Phase::GvlWait, &timing);
+        let counted_busy = metrics.enabled();
+        if counted_busy {
+            metrics
+                .threads_busy
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Request {
             handoff: ProcessLocal::new(RefCell::new(Some(handoff))),
             state: RefCell::default(),
             shared: ProcessLocal::new(shared),
             no_more_requests,
             write_timeout,
+            timing: Cell::new(timing),
+            counted_busy: Cell::new(counted_busy),
         }
+    }
+
+    /// The app's response is in hand (or it took the socket): the `app`
+    /// phase ends, once.
+    fn app_done(&self) {
+        let mut timing = self.timing.get();
+        if timing.app_end.is_none() && timing.app_start.is_some() {
+            timing.app_end = timing.stamp();
+            self.shared.metrics.record(Phase::App, &timing);
+            self.timing.set(timing);
+        }
+    }
+
+    /// Around a write of the response by this thread: the first stamps the
+    /// start of the `write` phase, each one its end so far. Bytes written
+    /// while the app still runs (early hints) are not the response.
+    fn wrote(&self, before: bool) {
+        let mut timing = self.timing.get();
+        if timing.app_end.is_none() || (before && timing.write_start.is_some()) {
+            return;
+        }
+        let now = timing.stamp();
+        if before {
+            timing.write_start = now;
+        } else {
+            timing.write_end = now;
+        }
+        self.timing.set(timing);
+    }
+
+    /// Leaves `threads_busy`; true the first time only (metrics on).
+    fn not_busy(&self) -> bool {
+        let was = self.counted_busy.replace(false);
+        if was {
+            self.shared
+                .metrics
+                .threads_busy
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        was
+    }
+
+    /// `{queue:, gvl_wait:, app:, write:}` in seconds, nil for a phase that
+    /// is not over (or not known to this thread: the reactor writes most
+    /// responses after `finish`), or when metrics are off.
+    pub(crate) fn timings(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        let timing = rb_self.timing.get();
+        let hash = ruby.hash_new();
+        for phase in PHASES {
+            hash.aset(
+                ruby.to_symbol(phase.name()),
+                timing.phase(phase).map(|d| d.as_secs_f64()),
+            )?;
+        }
+        Ok(hash)
     }
 
     fn handoff_mut(&self) -> Result<RefMut<'_, Option<Handoff>>, Error> {
@@ -173,6 +252,12 @@ impl Request {
             }
             // A rejected request: only what is known about the client.
             None => env.aset("REMOTE_ADDR", client.remote_addr.as_str())?,
+        }
+        // The app is called next.
+        let mut timing = rb_self.timing.get();
+        if timing.app_start.is_none() {
+            timing.app_start = timing.stamp();
+            rb_self.timing.set(timing);
         }
         Ok(env)
     }
@@ -324,6 +409,7 @@ impl Request {
             keep_alive = false;
             Writing::start(Encoder::CloseDelimited)
         };
+        self.state_mut()?.status = Some(status);
         Ok(Head {
             bytes,
             writing,
@@ -345,6 +431,7 @@ impl Request {
         parts: Option<RArray>,
         mode: u8,
     ) -> Result<bool, Error> {
+        rb_self.app_done();
         let Some(parts) = parts else {
             let mut head = rb_self.head(status, headers, None, mode)?;
             let keep_alive = head.keep_alive;
@@ -460,6 +547,7 @@ impl Request {
         headers: RHash,
         path: String,
     ) -> Result<bool, Error> {
+        rb_self.app_done();
         let file_error = |e: io::Error| Failure::Io(format!("{path}: {e}"));
         let mut file = Owned::new(File::open(&path).map_err(file_error)?);
         let size = file.metadata().map_err(file_error)?.len();
@@ -520,9 +608,11 @@ impl Request {
         let stream = &mut handoff.client.stream;
         let ruby = Ruby::get().map_err(|e| io_error(&e.to_string()))?;
         let write_timeout = rb_self.write_timeout;
+        rb_self.wrote(true);
         let result = without_gvl_retrying(&ruby, |interrupt| {
             out.write_all(stream, write_timeout, interrupt.flag())
         });
+        rb_self.wrote(false);
         drop(slot);
         let ok = matches!(result, Ok(Some(Ok(()))));
         let mut state = rb_self.state_mut()?;
@@ -610,6 +700,7 @@ impl Request {
     /// Full hijack: the app takes the socket. Returns a new descriptor for
     /// Ruby to wrap; the reactor forgets the connection.
     pub(crate) fn hijack(rb_self: &Self) -> Result<i32, Error> {
+        rb_self.app_done();
         // Bytes the client sent after the request (a first websocket frame)
         // are already in our buffer; the relay delivers them, a raw
         // descriptor could not.
@@ -663,7 +754,8 @@ impl Request {
     /// app after a hijack).
     pub(crate) fn finish(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
         pins::release_finished(ruby)?;
-        let (keep, pending) = {
+        rb_self.app_done();
+        let (keep, status, pending) = {
             let mut state = rb_self.state_mut()?;
             let keep = state.keep_alive
                 && state.writing.is_done()
@@ -671,8 +763,16 @@ impl Request {
                 && !state.broken
                 && !state.hijacked
                 && !rb_self.shared.stopping();
-            (keep, state.pending.take())
+            (keep, state.status, state.pending.take())
         };
+        if rb_self.not_busy() {
+            let metrics = &rb_self.shared.metrics;
+            if let Some(status) = status {
+                metrics.count_status(status);
+            }
+            // When this thread wrote the response itself, its last byte is out.
+            metrics.record(Phase::Write, &rb_self.timing.get());
+        }
         let Some(mut handoff) = rb_self.handoff_mut()?.take() else {
             return Ok(());
         };
@@ -699,8 +799,16 @@ impl Request {
     fn hand_over(&self, ruby: &Ruby, mut handoff: Handoff, mut out: Outgoing) -> Result<(), Error> {
         let token = handoff.token;
         if out.in_memory() >= ZERO_COPY_MIN || out.has_file() {
+            let timing = &mut handoff.client.timing;
+            timing.write_start = timing.stamp();
             let stream = &mut handoff.client.stream;
-            match without_gvl(|_| out.write_to(stream)) {
+            let flow = without_gvl(|_| out.write_to(stream));
+            if let Some(Ok(Flow::Done)) = flow {
+                let timing = &mut handoff.client.timing;
+                timing.write_end = timing.stamp();
+                self.shared.metrics.record(Phase::Write, timing);
+            }
+            match flow {
                 Some(Ok(Flow::Done)) if out.keep_alive => {
                     handoff.client.reset_for_next_request();
                     self.shared.give_back(Returned::KeepAlive(handoff));
@@ -792,9 +900,11 @@ impl Request {
         let stream = &mut handoff.client.stream;
         let ruby = Ruby::get().map_err(|e| io_error(&e.to_string()))?;
         let write_timeout = self.write_timeout;
+        self.wrote(true);
         let result = without_gvl_retrying(&ruby, |interrupt| {
             stream.write_all(pieces, write_timeout, interrupt.flag())
         });
+        self.wrote(false);
         let ok = matches!(result, Ok(Some(Ok(()))));
         drop(slot);
         if !ok {
@@ -813,6 +923,7 @@ impl Drop for Request {
         if self.handoff.is_inherited() {
             return;
         }
+        self.not_busy();
         if let Some(handoff) = self.handoff.borrow_mut().take() {
             self.shared.give_back(Returned::Released(handoff.token));
         }

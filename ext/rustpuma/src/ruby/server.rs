@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use magnus::{Error, RArray, RHash, Ruby, TryConvert, Value};
 
+use crate::metrics::PHASES;
 use crate::reactor::{Command, Reactor, Shared};
 use crate::ruby::error::Failure;
 use crate::ruby::fatal::fatal;
@@ -178,6 +179,50 @@ impl Server {
         rb_self.shared.requests_count.load(Ordering::Relaxed)
     }
 
+    /// This server's request metrics since it started, as a plain Hash
+    /// (the shape is documented in docs/observability.md, "Data"):
+    /// `{requests: {"1xx": n, …}, phases: {queue: {buckets: [n, …], sum:
+    /// seconds, count: n}, gvl_wait: …, app: …, write: …}, threads_busy:,
+    /// backlog:, connections_open:, enabled:}`. Counters only grow, so a
+    /// reader takes the difference of two reads for a window.
+    pub(crate) fn metrics(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        rb_self.shared.check()?;
+        let metrics = &rb_self.shared.metrics;
+        let requests = ruby.hash_new();
+        for (i, n) in metrics.statuses().into_iter().enumerate() {
+            // 6xx-9xx are legal but rare: only listed once seen.
+            if i < 5 || n > 0 {
+                requests.aset(ruby.to_symbol(format!("{}xx", i + 1)), n)?;
+            }
+        }
+        let phases = ruby.hash_new();
+        for phase in PHASES {
+            let snapshot = metrics.phase(phase);
+            let histogram = ruby.hash_new();
+            histogram.aset(
+                ruby.to_symbol("buckets"),
+                ruby.ary_from_iter(snapshot.buckets.iter().copied()),
+            )?;
+            histogram.aset(ruby.to_symbol("sum"), snapshot.sum_ns as f64 / 1e9)?;
+            histogram.aset(ruby.to_symbol("count"), snapshot.count())?;
+            phases.aset(ruby.to_symbol(phase.name()), histogram)?;
+        }
+        let hash = ruby.hash_new();
+        hash.aset(ruby.to_symbol("requests"), requests)?;
+        hash.aset(ruby.to_symbol("phases"), phases)?;
+        hash.aset(
+            ruby.to_symbol("threads_busy"),
+            metrics.threads_busy.load(Ordering::Relaxed),
+        )?;
+        hash.aset(ruby.to_symbol("backlog"), rb_self.pool.backlog())?;
+        hash.aset(
+            ruby.to_symbol("connections_open"),
+            metrics.connections_open.0.load(Ordering::Relaxed),
+        )?;
+        hash.aset(ruby.to_symbol("enabled"), metrics.enabled())?;
+        Ok(hash)
+    }
+
     /// `[backlog_max, reactor_max]` since the last call, then both reset
     /// (Puma resets them whenever stats are read).
     pub(crate) fn take_maxima(rb_self: &Self) -> (usize, usize) {
@@ -187,6 +232,15 @@ impl Server {
             shared.reactor_max.swap(0, Ordering::Relaxed),
         )
     }
+}
+
+/// `Native::PHASE_BUCKET_BOUNDS`: the histograms' bucket bounds in seconds
+/// (inclusive); `buckets` in `metrics` has one more, for larger values.
+pub(crate) fn bucket_bounds() -> Vec<f64> {
+    crate::metrics::BUCKET_BOUNDS_NS
+        .iter()
+        .map(|&ns| ns as f64 / 1e9)
+        .collect()
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
