@@ -96,6 +96,7 @@ class TestRequestMetrics < Minitest::Test
     get(srv.port, "/sleep")
     get(srv.port, "/sleep")
     assert_equal 404, get(srv.port, "/missing").code.to_i
+    assert_equal 4 * 1024 * 1024, get(srv.port, "/big").body.bytesize
     assert_equal 403, get(@control_port, "/metrics").code.to_i
     assert_equal 403, get(@control_port, "/metrics?token=wrong").code.to_i
 
@@ -106,14 +107,20 @@ class TestRequestMetrics < Minitest::Test
     assert_families(families)
 
     total = ->(klass) { Prometheus.samples(families, "rustpuma_requests", "rustpuma_requests_total", status_class: klass).sum { |s| s[2] } }
-    assert_equal 2, total.call("2xx")
+    assert_equal 3, total.call("2xx")
     assert_equal 1, total.call("4xx")
-    app = ->(name) { Prometheus.samples(families, "rustpuma_request_phase_seconds", name, phase: "app") }
-    assert_equal 3, app.call("rustpuma_request_phase_seconds_count").first[2]
-    assert_operator app.call("rustpuma_request_phase_seconds_sum").first[2], :>=, 2 * SLEPT.first
-    le = app.call("rustpuma_request_phase_seconds_bucket").to_h { |_, l, v| [l["le"], v] }
-    assert_equal 1, le["0.025"], "only /missing answered within 25 ms"
-    assert_equal 3, le["+Inf"]
+    phase = ->(name, p, f = families) { Prometheus.samples(f, "rustpuma_request_phase_seconds", name, phase: p) }
+    %w[queue gvl_wait app].each { |p| assert_equal 4, phase.call("rustpuma_request_phase_seconds_count", p).first[2], p }
+    assert_operator phase.call("rustpuma_request_phase_seconds_sum", "app").first[2], :>=, 2 * SLEPT.first
+    le = phase.call("rustpuma_request_phase_seconds_bucket", "app").to_h { |_, l, v| [l["le"], v] }
+    assert_equal 2, le["0.025"], "only /missing and /big answered within 25 ms"
+    assert_equal 4, le["+Inf"]
+    # The reactor counts a write once its last byte is out, which may be
+    # just after the client has it: every response's write, /big's too.
+    wait_until(5, "4 writes") do
+      f = Prometheus.parse(get(@control_port, "/metrics?token=#{TOKEN}").body)
+      phase.call("rustpuma_request_phase_seconds_count", "write", f).first[2] == 4
+    end
     assert_equal 2, sample(families, "rustpuma_threads_max")
     assert_operator sample(families, "rustpuma_worker_rss_bytes"), :>, 1024 * 1024
     assert_equal 0, sample(families, "rustpuma_worker_restarts", "rustpuma_worker_restarts_total")
