@@ -176,6 +176,14 @@ module Rustpuma
       [servers, RESTART_REASONS.to_h { |r| [r, @restarts[r]] }]
     end
 
+    # /advice (advice_sampler.rb): each serving worker's request phases and
+    # CPU as of its last check-in; the master never asks a worker.
+    def advice_processes
+      @workers.select { |w| w.booted? && !w.term? }.filter_map do |w|
+        Advice::Sampler.process(w.pid, w.last_status[:process], w.last_status[:metrics])
+      end
+    end
+
     private
 
     def wakeup!

@@ -5,6 +5,7 @@ require_relative "state_file"
 require_relative "systemd"
 require_relative "control_server"
 require_relative "metrics"
+require_relative "advice_sampler"
 
 module Rustpuma
   class << self
@@ -32,6 +33,7 @@ module Rustpuma
   # App::Status endpoints, for rustpumactl, pumactl and monitoring.
   #   /stats /gc /gc-stats /thread-backtraces      information (JSON)
   #   /metrics                                     Prometheus text (metrics.rb)
+  #   /advice?seconds=N                            thread/worker advice (JSON, advice.rb)
   #   /stop /halt /restart /phased-restart /refork /reload-worker-directory
   # Every request must carry ?token=<control_auth_token> unless the token is
   # "none"; otherwise 403.
@@ -60,6 +62,7 @@ module Rustpuma
         when "gc-stats" then JSON.generate(GC.stat)
         when "stats" then JSON.generate(@launcher.stats)
         when "metrics" then return prometheus
+        when "advice" then advice(env)
         when "thread-backtraces"
           JSON.generate(Thread.list.map { |t| { name: "Thread: TID-#{t.object_id.to_s(36)} #{t.name}", backtrace: t.backtrace || [] } })
         else
@@ -82,6 +85,22 @@ module Rustpuma
     def prometheus
       servers, restarts = runner.respond_to?(:metrics_sources) ? runner.metrics_sources : [[], {}]
       respond(200, Metrics.text(servers, restarts), Metrics::CONTENT_TYPE)
+    end
+
+    # Longest /advice window, so a typo cannot hold a connection for hours.
+    ADVICE_MAX_SECONDS = 300
+
+    # /advice?seconds=N: two samples N seconds apart (default 10; a cluster
+    # master needs two check-ins from each worker, so at least
+    # 2 x worker_check_interval + 1), judged by Advice.
+    def advice(env)
+      asked = env["QUERY_STRING"].to_s[/(?:\A|[&;])seconds=([\d.]+)/, 1]&.to_f || 10.0
+      floor = @launcher.options[:workers].to_i.positive? ? (2 * @launcher.options[:worker_check_interval].to_f) + 1 : 1.0
+      seconds = asked.clamp(floor, [floor, ADVICE_MAX_SECONDS].max)
+      before = Advice::Sampler.sample(@launcher)
+      sleep seconds
+      result = Advice.decide(Advice.window(before, Advice::Sampler.sample(@launcher)))
+      JSON.generate(result.merge(text: Advice.lines(result)))
     end
 
     def authorized?(env)

@@ -14,6 +14,7 @@ module Rustpuma
   class ControlCLI
     # Command => signal when only a pid is known (nil: control app only).
     COMMANDS = {
+      "advise" => nil,
       "gc" => nil,
       "gc-stats" => nil,
       "halt" => "SIGQUIT",
@@ -90,6 +91,8 @@ module Rustpuma
       end
       parser.parse!(@argv)
       @command = @argv.shift
+      # `advise [SECONDS]`: the window the advice is measured over.
+      @seconds = Float(@argv.shift) if @command == "advise" && @argv.first
       raise Failure, "Available commands: #{COMMANDS.keys.join(', ')}" unless @command
       raise Failure, "Invalid command: #{@command}" unless COMMANDS.key?(@command)
 
@@ -162,8 +165,11 @@ module Rustpuma
         return
       end
 
-      path = "/#{@command}"
-      path += "?token=#{@token}" if @token && @token != "none"
+      path = "/#{@command == 'advise' ? 'advice' : @command}"
+      query = []
+      query << "token=#{@token}" if @token && @token != "none"
+      query << "seconds=#{@seconds}" if @seconds
+      path += "?#{query.join('&')}" unless query.empty?
       sock.write("GET #{path} HTTP/1.0\r\n\r\n")
       data = sock.read.to_s
       raise Failure, "Server closed connection before responding" if data.empty?
@@ -176,12 +182,20 @@ module Rustpuma
       when "404" then raise Failure, "Command error: #{body}"
       else raise Failure, "Bad response from server: #{code}"
       end
+      return advise(body) if @command == "advise"
+
       message "Command #{@command} sent success"
       message body if PRINTABLE.include?(@command)
     rescue Errno::ECONNREFUSED, Errno::ENOENT => e
       raise Failure, "Could not reach the control server at #{@control_url}: #{e.message}"
     ensure
       sock&.close
+    end
+
+    # The advice's text, as the control app worded it.
+    def advise(body)
+      require "json"
+      JSON.parse(body).fetch("text").each { |line| @stdout.puts line }
     end
 
     def send_signal

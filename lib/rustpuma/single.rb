@@ -2,6 +2,7 @@
 
 require "time"
 require_relative "runner"
+require_relative "advice_sampler"
 
 module Rustpuma
   # Single mode: this process binds, loads the app and serves it with one
@@ -62,6 +63,13 @@ module Rustpuma
     def halt
       @halting = true
       stop
+    end
+
+    # /advice (advice_sampler.rb): this process's request phases and CPU.
+    def advice_processes
+      return [] unless @server
+
+      [Advice::Sampler.process(Process.pid, Advice::Sampler.process_figures, @server.metrics)].compact
     end
 
     # Puma 8's single-mode stats: started_at, the server's, the versions.

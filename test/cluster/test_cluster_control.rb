@@ -58,9 +58,11 @@ class TestClusterControl < Minitest::Test
     assert_equal 2, stats["booted_workers"]
     w = stats["worker_status"].first
     %w[started_at pid index phase booted last_checkin last_status].each { |k| assert_includes w, k }
-    # Puma's keys, and rustpuma's own under `metrics` (test_cluster_metrics.rb).
-    assert_equal %w[backlog backlog_max busy_threads io_threads max_threads metrics pool_capacity reactor_max
-                    requests_count running], w["last_status"].keys.sort
+    # Puma's keys, and rustpuma's own under `metrics` (test_cluster_metrics.rb)
+    # and `process` (CPU figures for /advice, test_advice_apps.rb).
+    assert_equal %w[backlog backlog_max busy_threads io_threads max_threads metrics pool_capacity process
+                    reactor_max requests_count running], w["last_status"].keys.sort
+    assert_equal %w[clock cpu_seconds runqueue_seconds], w["last_status"]["process"].keys.sort
     assert_equal booted_workers(srv).values.sort, stats["worker_status"].map { |x| x["pid"] }.sort
 
     assert_equal 403, get(@control_port, "/stats?token=wrong").first

@@ -3,6 +3,7 @@
 require "json"
 require "socket"
 require_relative "../runner"
+require_relative "../advice_sampler"
 
 module Rustpuma
   class Cluster < Runner
@@ -137,7 +138,9 @@ module Rustpuma
         Thread.new do
           Thread.current.name = "rustpuma worker stat"
           loop do
-            break unless tell("#{Pipe::CHECK_IN}#{Process.pid}#{JSON.generate(@server.stats)}")
+            # `process`: CPU figures taken with the stats, for /advice.
+            status = @server.stats.merge(process: Advice::Sampler.process_figures)
+            break unless tell("#{Pipe::CHECK_IN}#{Process.pid}#{JSON.generate(status)}")
 
             sleep interval
           end
