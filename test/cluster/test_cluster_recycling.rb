@@ -76,6 +76,24 @@ class TestClusterRecycling < Minitest::Test
     assert_operator control_stats["worker_restarts"]["max_requests"], :>=, 1
   end
 
+  # fork_worker: worker 0 (the others' parent) is stopped, then forked
+  # again by the master; worker 1 is replaced by a fresh fork of worker 0,
+  # booted first. Clients see no failure either way.
+  def test_max_requests_under_fork_worker
+    srv = recycling_server(WORKERS: 2, MAX_REQUESTS: 10, FORK_WORKER: 1)
+    old = booted_workers(srv)
+    ok, failed = under_load(srv.port, threads: 4) do
+      wait_until(40, "both workers replaced") { (booted_workers(srv).values & old.values).empty? }
+    end
+    assert_empty failed, "#{failed.size} failed requests (of #{ok + failed.size}), e.g. #{failed.first}"
+    out = srv.output
+    assert_match(/Worker 0 \(PID: #{old[0]}\) has served \d+ requests \(worker_max_requests: 10\); stopping it, a new worker 0 follows/, out)
+    assert_match(/Worker 1 \(PID: #{old[1]}\) has served \d+ requests \(worker_max_requests: 10\); booting its replacement/, out)
+    assert_match(/Worker 1 \(PID: #{old[1]}\) replaced by PID \d+; stopping it gracefully/, out)
+    refute_includes out, "exited unexpectedly"
+    wait_gone(old.values, 30)
+  end
+
   # The jitter spreads each worker's limit over count..count+jitter.
   def test_max_requests_jitter_draws_a_limit_per_worker
     recycling_server(WORKERS: 2, MAX_REQUESTS: 1000, JITTER: 500)
