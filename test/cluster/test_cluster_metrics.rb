@@ -58,6 +58,12 @@ class TestClusterMetrics < Minitest::Test
       rss = Prometheus.samples(families, "rustpuma_worker_rss_bytes", "rustpuma_worker_rss_bytes", worker: w)
       assert_operator rss.first[2], :>, 1024 * 1024
     end
+    # A check-in is one pipe write: past PIPE_BUF (4096 bytes) lines from
+    # two workers could interleave. Its JSON is the worker's last_status.
+    _, body = get(@control_port, "/stats?token=sekret")
+    JSON.parse(body)["worker_status"].each do |w|
+      assert_operator JSON.generate(w["last_status"]).bytesize, :<, 3000, "check-in line near PIPE_BUF"
+    end
   end
 
   def test_a_stopped_worker_does_not_hold_up_metrics_and_a_dead_one_is_counted
