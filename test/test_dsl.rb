@@ -119,6 +119,7 @@ class TestDSL < Minitest::Test
     @dsl.force_shutdown_after :immediately
     @dsl.tcp_nodelay
     @dsl.slow_reader_buffer_limit 1_048_576
+    @dsl.streaming_body_buffer_limit 2_097_152
     expected = {
       workers: 3, preload_app: true, environment: "production", directory: "/srv/app",
       rackup: "other.ru", tag: "web", pidfile: "tmp/pids/server.pid",
@@ -130,7 +131,7 @@ class TestDSL < Minitest::Test
       raise_exception_on_sigterm: false, drain_on_shutdown: true, fiber_per_request: true,
       shutdown_debug: true, debug: true, silence_single_worker_warning: true,
       silence_fork_callback_warning: true, force_shutdown_after: 0, tcp_nodelay: true,
-      slow_reader_buffer_limit: 1_048_576
+      slow_reader_buffer_limit: 1_048_576, streaming_body_buffer_limit: 2_097_152
     }
     expected.each { |k, v| assert_equal v, @opts[k], "option #{k}" }
   end

@@ -107,6 +107,7 @@ module Rustpuma
       drain_on_shutdown: false,
       slow_reader_buffer_limit: response_budget_default,
       request_metrics: true,
+      streaming_body_buffer_limit: 64 * 1024 * 1024,
       queue_requests: true,
       shutdown_debug: false,
       force_shutdown_after: nil,

@@ -276,6 +276,13 @@ module Rustpuma
       @options[:request_metrics] = which
     end
 
+    # rustpuma's own: the most bytes of one streamed body (`each`,
+    # ActionController::Live) held for its client; past it the app's thread
+    # waits for the client to read. Puma has no such bound.
+    def streaming_body_buffer_limit(bytes)
+      @options[:streaming_body_buffer_limit] = Integer(bytes)
+    end
+
     def drain_on_shutdown(which = true)
       @options[:drain_on_shutdown] = which
     end

@@ -204,6 +204,7 @@ module Rustpuma
         accept_delay: accept_delay,
         slow_reader_buffer_limit: @options[:slow_reader_buffer_limit],
         request_metrics: request_metrics?,
+        streaming_body_buffer_limit: @options[:streaming_body_buffer_limit],
       }
     end
 

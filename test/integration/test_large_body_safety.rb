@@ -82,7 +82,9 @@ class TestLargeBodySafety < Minitest::Test
   def test_another_thread_reaching_a_request_mid_write_gets_an_io_error
     id = token
     sock, first = start_large("/reentry?id=#{id}&bytes=#{BYTES}")
-    assert_equal "IOError: request is in use by another thread", http("/poke?id=#{id}").body
+    # The request is borrowed by a write, or its connection has gone to the
+    # reactor with the streamed body: either way an IOError, never a panic.
+    assert_match(/\AIOError: request (is in use by another thread|already finished)\z/, http("/poke?id=#{id}").body)
     assert_body(LargeBodyParts.build(id, BYTES).join.b, first + read_to_eof(sock, 60))
     assert_equal "ok", http("/ok").body
   end

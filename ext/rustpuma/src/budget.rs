@@ -145,6 +145,13 @@ impl Reservation {
         self.bytes -= bytes;
         self.budget.release(bytes);
     }
+
+    /// Takes over `other`'s bytes (from the same budget): a streamed body
+    /// holds one reservation that grows with each chunk pushed.
+    pub(crate) fn absorb(&mut self, mut other: Reservation) {
+        debug_assert!(Arc::ptr_eq(&self.budget, &other.budget));
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
 }
 
 impl Drop for Reservation {

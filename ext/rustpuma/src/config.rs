@@ -29,6 +29,9 @@ pub(crate) struct Config {
     /// `slow_reader_buffer_limit`: response bytes the reactor holds for
     /// slow readers before it sheds one.
     pub(crate) slow_reader_limit: usize,
+    /// `streaming_body_buffer_limit`: bytes of one streamed body held for
+    /// its client before the app's thread waits for it to read.
+    pub(crate) stream_limit: usize,
     /// `max_keep_alive`: requests served on one connection before it closes
     /// (`None`: no limit).
     pub(crate) max_keep_alive: Option<u64>,

@@ -38,6 +38,7 @@ pub mod reader;
 #[allow(unsafe_code)]
 mod ruby;
 mod socket;
+mod stream_queue;
 mod timers;
 mod tls;
 mod tunnel;

@@ -1,6 +1,6 @@
 //! A response on its way out through the reactor: an ordered list of
-//! sources (bytes in memory, a range of a file), written as the socket
-//! allows.
+//! sources (bytes in memory, a range of a file, a streamed body's queue),
+//! written as the socket allows.
 //!
 //! Complete responses (Array bodies and files, the common case) are not
 //! written by the pool thread: it hands them to the reactor with the
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::budget::Reservation;
 use crate::file_range::FileRange;
 use crate::socket::Stream;
+use crate::stream_queue::{Drain, StreamSource};
 use crate::vectored::{write_ready, Cursor};
 
 /// Bytes their owner lends instead of a copy (large app strings, kept
@@ -46,6 +47,9 @@ pub(crate) enum Source {
     Bytes(Vec<Piece>, Cursor),
     /// A file range (`sendfile`, or chunks through TLS).
     File(FileRange),
+    /// A streamed body, as its pool thread produces it; its end says
+    /// whether the connection may be kept.
+    Stream(StreamSource),
 }
 
 /// Where a write left the response.
@@ -55,6 +59,9 @@ pub(crate) enum Flow {
     Done,
     /// The socket is full: wait for it to be writable.
     SocketFull,
+    /// A streamed body has nothing to write yet: its producer wakes the
+    /// reactor when it has (no write timeout runs meanwhile).
+    Waiting,
 }
 
 pub(crate) struct Outgoing {
@@ -115,6 +122,10 @@ impl Outgoing {
         self.sources.push_back(Source::File(range));
     }
 
+    pub(crate) fn push_stream(&mut self, source: StreamSource) {
+        self.sources.push_back(Source::Stream(source));
+    }
+
     pub(crate) fn has_file(&self) -> bool {
         self.sources.iter().any(|s| matches!(s, Source::File(_)))
     }
@@ -153,6 +164,19 @@ impl Outgoing {
                         self.keep_alive = false;
                     }
                     w
+                }
+                Source::Stream(source) => {
+                    let (bytes, drain) = source.write_to(|bufs| stream.write_vectored(bufs))?;
+                    self.sent += bytes as u64;
+                    match drain {
+                        Drain::End { keep_alive } => self.keep_alive &= keep_alive,
+                        Drain::SocketFull => return Ok(Flow::SocketFull),
+                        // What TLS still holds must go out before the wait.
+                        Drain::Waiting if stream.flush_pending()? => return Ok(Flow::Waiting),
+                        Drain::Waiting => return Ok(Flow::SocketFull),
+                    }
+                    self.sources.pop_front();
+                    continue;
                 }
             };
             self.sent += written.bytes as u64;
@@ -233,6 +257,37 @@ mod tests {
             if flow == Flow::Done {
                 return received;
             }
+        }
+    }
+
+    /// A stream source after bytes: the reactor waits while the queue is
+    /// empty, writes what the producer pushes, and the producer's end
+    /// decides keep-alive.
+    #[test]
+    fn a_stream_source_waits_for_its_producer_and_its_end_decides_keep_alive() {
+        use crate::budget::Budget;
+        use crate::stream_queue::StreamQueue;
+        for keep in [true, false] {
+            let (mut stream, mut client) = pair();
+            let budget = Budget::new(1 << 20);
+            let queue = std::sync::Arc::new(StreamQueue::new(1 << 20, || {}));
+            let mut out = Outgoing::bytes(vec![b"head;".to_vec()]);
+            out.push_stream(StreamSource::new(queue.clone()));
+            assert_eq!(out.write_to(&mut stream).unwrap(), Flow::Waiting);
+            queue
+                .push(b"one;".to_vec(), budget.try_reserve(4).unwrap())
+                .unwrap();
+            assert_eq!(out.write_to(&mut stream).unwrap(), Flow::Waiting);
+            queue
+                .push(b"two".to_vec(), budget.try_reserve(3).unwrap())
+                .unwrap();
+            queue.close(keep);
+            assert_eq!(out.write_to(&mut stream).unwrap(), Flow::Done);
+            assert_eq!(out.keep_alive, keep);
+            assert_eq!(budget.held(), 0, "written bytes give their budget back");
+            let mut got = vec![0; 64];
+            let n = client.read(&mut got).unwrap();
+            assert_eq!(&got[..n], b"head;one;two");
         }
     }
 

@@ -75,6 +75,9 @@ pub(crate) enum Returned {
     KeepAlive(Handoff),
     /// A complete response for the reactor to write, then keep or close.
     Respond(Handoff, Outgoing),
+    /// A streamed body the reactor waited on has bytes (or has ended): see
+    /// [`crate::stream_queue`].
+    StreamReady(Token),
     /// Closed or hijacked by the pool: the slot can be reused.
     Released(Token),
     /// A relayed hijack (TLS, or bytes already buffered): pump it to the
@@ -487,6 +490,13 @@ impl Reactor {
                             out,
                             deadline: far_future(),
                         };
+                        self.continue_writing(token.0);
+                    }
+                }
+                Returned::StreamReady(token) => {
+                    // The key may have been reused since: a spurious write
+                    // attempt is harmless.
+                    if let Some(Slot::Writing { .. }) = self.clients.get(token.0) {
                         self.continue_writing(token.0);
                     }
                 }

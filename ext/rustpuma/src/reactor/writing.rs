@@ -1,6 +1,8 @@
 //! Writing the responses the pool handed back (see [`crate::outgoing`]),
 //! then keeping or closing the connection.
 
+use std::time::Instant;
+
 use mio::{Interest, Token};
 
 use super::{far_future, Reactor, Slot};
@@ -17,13 +19,26 @@ impl Reactor {
     /// held in memory meanwhile is bounded by the budget the pool thread
     /// reserved before the hand-off ([`crate::budget`]).
     pub(super) fn continue_writing(&mut self, key: usize) {
-        let Some(Slot::Writing { client, out, .. }) = self.clients.get_mut(key) else {
+        let Some(Slot::Writing {
+            client,
+            out,
+            deadline,
+        }) = self.clients.get_mut(key)
+        else {
             return;
         };
         let before = out.sent();
+        // A deadline further off than the write timeout is none: a stream
+        // was waiting for its producer, and the clock starts now.
+        let unset = *deadline > Instant::now() + self.timeouts.write;
         match out.write_to(&mut client.stream) {
+            Ok(Flow::Waiting) => {
+                // The app is producing: no write timeout while the client
+                // has nothing to read.
+                *deadline = far_future();
+            }
             Ok(Flow::SocketFull) => {
-                let progressed = out.sent() > before || !out.waited;
+                let progressed = out.sent() > before || !out.waited || unset;
                 if !out.waited {
                     out.waited = true;
                     let _ = self.poll.registry().reregister(

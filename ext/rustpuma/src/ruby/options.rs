@@ -38,10 +38,12 @@ pub(crate) fn config(ruby: &Ruby, options: RHash) -> Result<Config, Error> {
             .map(|d| (Duration::from_secs_f64(d), max_threads)),
     };
     let slow_reader_limit: u64 = required(ruby, options, "slow_reader_buffer_limit")?;
+    let stream_limit: u64 = required(ruby, options, "streaming_body_buffer_limit")?;
     Ok(Config {
         timeouts,
         limits,
         slow_reader_limit: slow_reader_limit.try_into().unwrap_or(usize::MAX),
+        stream_limit: stream_limit.try_into().unwrap_or(usize::MAX),
         max_keep_alive: required(ruby, options, "max_keep_alive")?,
         keep_alives: required(ruby, options, "enable_keep_alives")?,
         metrics: required(ruby, options, "request_metrics")?,

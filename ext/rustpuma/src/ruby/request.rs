@@ -8,6 +8,11 @@
 //! When Ruby is done it calls `finish`, which gives the connection back to
 //! the reactor for keep-alive or closes it. A request dropped by the GC
 //! without `finish` (its thread was killed) is released too.
+//!
+//! A streamed body (`each`) goes to the reactor with its first bytes: the
+//! connection is handed over with a [`StreamQueue`] that `write_body` fills
+//! and the reactor drains, and `finish` closes the queue with the
+//! keep-alive decision.
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::fs::File;
@@ -37,6 +42,7 @@ use crate::ruby::error::Failure;
 use crate::ruby::fork::ProcessLocal;
 use crate::ruby::gvl::{without_gvl, without_gvl_retrying};
 use crate::ruby::pins::{self, Pins, PIN_MIN};
+use crate::stream_queue::{StreamQueue, StreamSource};
 
 /// Small parts are joined behind the head, to leave in one write; files up
 /// to this size are read into memory with the head.
@@ -71,6 +77,12 @@ struct ResponseState {
     hijacked: bool,
     /// The status of the response built last (`requests_total`).
     status: Option<u16>,
+    /// A streamed body handed to the reactor with the connection: the rest
+    /// of the body goes through it.
+    stream: Option<Arc<StreamQueue>>,
+    /// The request line and client address, kept for log lines once the
+    /// connection went to the reactor with a stream.
+    described: Option<(String, String)>,
 }
 
 /// A head ready to go out, and how its body is framed.
@@ -117,6 +129,9 @@ pub(crate) struct Request {
     timing: Cell<Timing>,
     /// Still counted in `threads_busy` (until `finish`, or the GC).
     counted_busy: Cell<bool>,
+    /// Bytes of a streamed body held for the client before this thread
+    /// waits (`streaming_body_buffer_limit`).
+    stream_limit: usize,
 }
 
 fn io_error(message: &str) -> Error {
@@ -136,6 +151,7 @@ impl Request {
         shared: Arc<Shared>,
         no_more_requests: bool,
         write_timeout: Duration,
+        stream_limit: usize,
     ) -> Self {
         // This thread holds the GVL again: the queue and GVL phases are over.
         let mut timing = handoff.client.timing;
@@ -159,6 +175,7 @@ impl Request {
             write_timeout,
             timing: Cell::new(timing),
             counted_busy: Cell::new(counted_busy),
+            stream_limit,
         }
     }
 
@@ -294,15 +311,18 @@ impl Request {
     }
 
     pub(crate) fn remote_addr(rb_self: &Self) -> Result<String, Error> {
+        if let Some((_, addr)) = &rb_self.state_mut()?.described {
+            return Ok(addr.clone());
+        }
         rb_self.with(|h| h.client.remote_addr.clone())
     }
 
     /// "GET /path HTTP/1.1", for log lines.
     pub(crate) fn request_line(rb_self: &Self) -> Result<String, Error> {
-        rb_self.with(|h| match h.client.request.as_ref() {
-            Some((head, _)) => format!("{} {} {}", head.method, head.target, head.version.as_str()),
-            None => "-".to_string(),
-        })
+        if let Some((line, _)) = &rb_self.state_mut()?.described {
+            return Ok(line.clone());
+        }
+        rb_self.with(|h| describe_request(h))
     }
 
     /// Builds the status line and headers. App framing headers are
@@ -598,7 +618,20 @@ impl Request {
     /// (without the GVL): for `after_reply` callbacks, which run after the
     /// response is on the wire.
     pub(crate) fn flush(rb_self: &Self) -> Result<bool, Error> {
-        let Some(mut out) = rb_self.state_mut()?.pending.take() else {
+        let (pending, queue) = {
+            let mut state = rb_self.state_mut()?;
+            (state.pending.take(), state.stream.clone())
+        };
+        if let Some(queue) = queue {
+            // A streamed body: wait until the reactor has written it all.
+            let ruby = Ruby::get().map_err(|e| io_error(&e.to_string()))?;
+            let timeout = rb_self.write_timeout;
+            let result = without_gvl_retrying(&ruby, |interrupt| {
+                queue.wait_drained(timeout, interrupt.flag())
+            })?;
+            return Ok(matches!(result, Some(Ok(()))));
+        }
+        let Some(mut out) = pending else {
             return Ok(true);
         };
         let mut slot = rb_self.handoff_mut()?;
@@ -629,14 +662,16 @@ impl Request {
         Ok(ok)
     }
 
-    /// Writes one piece of a streamed body (chunk-encoded when needed).
+    /// Queues one piece of a streamed body (chunk-encoded when needed) for
+    /// the reactor to write; the first bytes hand the connection over (see
+    /// `start_stream`). This thread keeps the GVL unless the queue is full.
     /// Returns false when no more body is wanted (client gone, declared
     /// length used up, or no body on the wire), so the iteration can stop.
     pub(crate) fn write_body(rb_self: &Self, data: RString) -> Result<bool, Error> {
         let mut out = Vec::new();
-        let head = {
+        let (head, queue) = {
             let mut state = rb_self.state_mut()?;
-            if state.writing.discards() {
+            if state.writing.discards() || state.broken {
                 // HEAD, 204…: no need to walk the rest (Puma walks none).
                 return Ok(false);
             }
@@ -646,26 +681,150 @@ impl Request {
             let bytes = unsafe { data.as_slice() };
             state.writing.encode(bytes, &mut out);
             if out.is_empty() {
-                None
-            } else {
-                state.unsent_head.take()
+                return Ok(state.writing.in_body());
+            }
+            (state.unsent_head.take(), state.stream.clone())
+        };
+        let ok = match queue {
+            Some(queue) => rb_self.push_stream(&queue, out)?,
+            None => {
+                let mut first = head.unwrap_or_default();
+                first.extend_from_slice(&out);
+                rb_self.start_stream(first)?
             }
         };
-        let ok =
-            out.is_empty() || rb_self.write_pieces(&[head.as_deref().unwrap_or_default(), &out])?;
         Ok(ok && rb_self.state_mut()?.writing.in_body())
     }
 
     /// Ends a streamed body (the last chunk when chunked). Returns false when
-    /// the response could not be completed.
+    /// the response could not be completed. A body that yielded nothing
+    /// goes out whole through the reactor at `finish`.
     pub(crate) fn finish_body(rb_self: &Self) -> Result<bool, Error> {
-        let (head, tail) = {
+        let (tail, queue) = {
             let mut state = rb_self.state_mut()?;
-            (state.unsent_head.take(), state.writing.finish())
+            let head = state.unsent_head.take();
+            let tail = state.writing.finish();
+            if let Some(mut head) = head {
+                head.extend_from_slice(tail);
+                state.pending = Some(Outgoing::bytes(vec![head]));
+            }
+            (tail, state.stream.clone())
         };
-        let head = head.as_deref().unwrap_or_default();
-        let ok = (head.is_empty() && tail.is_empty()) || rb_self.write_pieces(&[head, tail])?;
+        let ok = match queue {
+            Some(queue) if !tail.is_empty() => rb_self.push_stream(&queue, tail.to_vec())?,
+            _ => true,
+        };
         Ok(ok && rb_self.state_mut()?.writing.is_done())
+    }
+
+    /// Hands the connection to the reactor with a queue holding `first`
+    /// (the head and the first body bytes): from now on the reactor writes
+    /// this response and `write_body` only fills the queue.
+    fn start_stream(&self, first: Vec<u8>) -> Result<bool, Error> {
+        let addr = self.with(|h| h.client.remote_addr.clone())?;
+        let Some(reservation) = self.reserve_stream(first.len(), &addr)? else {
+            return Ok(false);
+        };
+        let Some(handoff) = self.handoff_mut()?.take() else {
+            return Ok(false);
+        };
+        let token = handoff.token;
+        let shared = Arc::clone(&self.shared);
+        let queue = Arc::new(StreamQueue::new(self.stream_limit, move || {
+            shared.give_back(Returned::StreamReady(token))
+        }));
+        // An empty queue takes any first push, however large.
+        let _ = queue.push(first, reservation);
+        {
+            let mut state = self.state_mut()?;
+            state.stream = Some(Arc::clone(&queue));
+            state.described = Some((describe_request(&handoff), addr));
+        }
+        // Kept alive or not as the stream's end says.
+        let mut out = Outgoing::new();
+        out.push_stream(StreamSource::new(queue));
+        self.shared.give_back(Returned::Respond(handoff, out));
+        Ok(true)
+    }
+
+    /// Queues `bytes` of a streamed body; when the queue is full, waits
+    /// without the GVL for the client to read, then for the reactor's
+    /// budget if that is spent. False when the client is gone or took
+    /// nothing for the write timeout: the response is broken.
+    fn push_stream(&self, queue: &StreamQueue, bytes: Vec<u8>) -> Result<bool, Error> {
+        let len = bytes.len();
+        loop {
+            match queue.has_room(len) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(_) => return self.stream_broken(),
+            }
+            let ruby = Ruby::get().map_err(|e| io_error(&e.to_string()))?;
+            let timeout = self.write_timeout;
+            match without_gvl_retrying(&ruby, |interrupt| {
+                queue.wait_for_room(len, timeout, interrupt.flag())
+            }) {
+                Ok(Some(Ok(()))) => break,
+                // Woken only so that Ruby handles an interrupt: a kill or a
+                // raise comes out of the check, anything else waits on.
+                Ok(Some(Err(e))) if e.kind() == io::ErrorKind::Interrupted => {
+                    if let Err(e) = ruby.thread_check_ints() {
+                        self.stream_broken()?;
+                        return Err(e);
+                    }
+                }
+                Ok(_) => return self.stream_broken(),
+                Err(e) => {
+                    self.stream_broken()?;
+                    return Err(e);
+                }
+            }
+        }
+        let reservation = match self.shared.budget.try_reserve(len) {
+            Some(reservation) => reservation,
+            None => {
+                let addr = self.state_mut()?.described.clone().unwrap_or_default().1;
+                match self.reserve_stream(len, &addr)? {
+                    Some(reservation) => reservation,
+                    None => return Ok(false),
+                }
+            }
+        };
+        match queue.push(bytes, reservation) {
+            Ok(()) => Ok(true),
+            Err(_) => self.stream_broken(),
+        }
+    }
+
+    /// The reactor's budget for `len` more bytes of a streamed body (see
+    /// `reserve`); None, with the response broken, when it stayed spent for
+    /// the write timeout.
+    fn reserve_stream(&self, len: usize, addr: &str) -> Result<Option<Reservation>, Error> {
+        let ruby = Ruby::get().map_err(|e| io_error(&e.to_string()))?;
+        match self.reserve(&ruby, len, addr) {
+            Ok(Ok(reservation)) => Ok(Some(reservation)),
+            Ok(Err(e)) => {
+                log::warn(&format!(
+                    "! Ending the streamed response to {addr}: {e} ({} bytes) for {:?}",
+                    self.shared.budget.limit(),
+                    self.write_timeout
+                ));
+                self.stream_broken()?;
+                Ok(None)
+            }
+            Err(interrupt) => {
+                self.stream_broken()?;
+                Err(interrupt)
+            }
+        }
+    }
+
+    /// The client is gone or stopped reading: the response cannot complete.
+    fn stream_broken(&self) -> Result<bool, Error> {
+        let mut state = self.state_mut()?;
+        state.broken = true;
+        state.writing.abort();
+        Ok(false)
     }
 
     /// Something failed after the app returned (a body raising, a file that
@@ -755,7 +914,7 @@ impl Request {
     pub(crate) fn finish(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
         pins::release_finished(ruby)?;
         rb_self.app_done();
-        let (keep, status, pending) = {
+        let (keep, status, stream, pending) = {
             let mut state = rb_self.state_mut()?;
             let keep = state.keep_alive
                 && state.writing.is_done()
@@ -763,7 +922,12 @@ impl Request {
                 && !state.broken
                 && !state.hijacked
                 && !rb_self.shared.stopping();
-            (keep, state.status, state.pending.take())
+            (
+                keep,
+                state.status,
+                state.stream.take(),
+                state.pending.take(),
+            )
         };
         if rb_self.not_busy() {
             let metrics = &rb_self.shared.metrics;
@@ -772,6 +936,12 @@ impl Request {
             }
             // When this thread wrote the response itself, its last byte is out.
             metrics.record(Phase::Write, &rb_self.timing.get());
+        }
+        if let Some(queue) = stream {
+            // The reactor has the connection: it writes what is queued, then
+            // keeps or closes it.
+            queue.close(keep);
+            return Ok(());
         }
         let Some(mut handoff) = rb_self.handoff_mut()?.take() else {
             return Ok(());
@@ -820,8 +990,9 @@ impl Request {
                     return Ok(());
                 }
                 // The client's window is full, or Ruby has an interrupt
-                // pending: the reactor goes on from here.
-                Some(Ok(Flow::SocketFull)) | None => {}
+                // pending: the reactor goes on from here. (A complete
+                // response has no stream to wait for.)
+                Some(Ok(Flow::SocketFull | Flow::Waiting)) | None => {}
             }
         }
         match self.reserve(ruby, out.in_memory(), &handoff.client.remote_addr) {
@@ -924,9 +1095,22 @@ impl Drop for Request {
             return;
         }
         self.not_busy();
+        if let Some(queue) = self.state.borrow_mut().stream.take() {
+            // Never finished (its thread was killed): close after what is
+            // queued.
+            queue.close(false);
+        }
         if let Some(handoff) = self.handoff.borrow_mut().take() {
             self.shared.give_back(Returned::Released(handoff.token));
         }
+    }
+}
+
+/// "GET /path HTTP/1.1", for log lines.
+fn describe_request(handoff: &Handoff) -> String {
+    match handoff.client.request.as_ref() {
+        Some((head, _)) => format!("{} {} {}", head.method, head.target, head.version.as_str()),
+        None => "-".to_string(),
     }
 }
 

@@ -39,6 +39,8 @@ pub(crate) struct Server {
     keep_alives: bool,
     /// How long a client may take no bytes while a pool thread writes.
     write_timeout: Duration,
+    /// Bytes of a streamed body held for one client (`Config::stream_limit`).
+    stream_limit: usize,
 }
 
 impl Server {
@@ -87,6 +89,7 @@ impl Server {
             max_keep_alive: config.max_keep_alive,
             keep_alives: config.keep_alives,
             write_timeout: config.timeouts.write,
+            stream_limit: config.stream_limit,
         })
     }
 
@@ -134,6 +137,7 @@ impl Server {
                     Arc::clone(&rb_self.shared),
                     last,
                     rb_self.write_timeout,
+                    rb_self.stream_limit,
                 )
                 .into_value_with(ruby))
             }
