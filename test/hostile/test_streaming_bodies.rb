@@ -159,6 +159,33 @@ class TestStreamingBodies < Minitest::Test
     assert_includes status, "each_done=false"
   end
 
+  # A client that stops reading: the queue fills up to
+  # streaming_body_buffer_limit, the producer waits (memory stays bounded),
+  # and once the client took nothing for the write timeout (10 s) the
+  # reactor drops it and the waiting producer's iteration ends.
+  def test_a_client_that_stops_reading_ends_the_iteration_after_the_write_timeout
+    limit = 1024 * 1024
+    Dir.mktmpdir do |dir|
+      config = File.join(dir, "stream.rb")
+      File.write(config, "streaming_body_buffer_limit #{limit}\n")
+      start_server("-t", "2:2", "-C", config)
+    end
+    slow = slow_reader_socket
+    slow.write("GET /stream?id=stuck&n=#{10 * 1024 * 1024 * 1024} HTTP/1.1\r\nHost: x\r\n\r\n")
+    Timeout.timeout(10) { slow.gets("\r\n\r\n") }
+    started = now
+    status = wait_until(30, "the body to be closed") do
+      s = stream_status("stuck")
+      s if s.include?("closed=true")
+    end
+    assert_includes status, "each_done=false"
+    yielded = Integer(status[/yielded=(\d+)/, 1])
+    assert_operator yielded, :<, limit + (8 * 1024 * 1024), "the queue bounded what the app could produce"
+    assert_operator now - started, :>=, 5, "ended by the write timeout, not at once"
+  ensure
+    slow&.close
+  end
+
   # after_reply runs once the response is on the wire: for a streamed body,
   # once the reactor has written all of it, not when `each` returns.
   def test_after_reply_waits_until_a_streamed_body_is_written
