@@ -67,5 +67,49 @@ class TestSlowReader < Minitest::Test
     end
   end
 
+  # Memory stays bounded even when slow readers keep making progress: a
+  # hand-off that cannot fit for the whole write timeout is dropped with
+  # its connection (logged), and the thread serves the next request. The
+  # reader holding the budget is not shed.
+  def test_a_hand_off_that_cannot_fit_within_the_write_timeout_is_dropped
+    Dir.mktmpdir do |dir|
+      config = File.join(dir, "rustpuma.rb")
+      File.write(config, "slow_reader_buffer_limit #{BUDGET}\n")
+      @srv = ServerProcess.new("-t", "1:1", "-C", config, APP).start
+      trickle = slow_reader_socket
+      trickle.write("GET /big?n=#{24 * BUDGET} HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert trickle.wait_readable(15)
+      # ~10 KiB/s: progress keeps it alive, and it holds the budget for minutes.
+      got = 0
+      stop = false
+      reader = Thread.new do
+        until stop
+          got += trickle.read_nonblock(1024, exception: false).then { |r| r.is_a?(String) ? r.bytesize : 0 }
+          sleep 0.1
+        end
+      end
+
+      dropped = slow_reader_socket
+      dropped.write("GET /big?n=#{REACTOR_WRITTEN} HTTP/1.1\r\nHost: x\r\n\r\n")
+      @srv.wait_for_output("! Dropping the response to 127.0.0.1", 30)
+      assert_match(/over slow_reader_buffer_limit \(#{BUDGET} bytes\)/, @srv.output)
+      res = begin
+        RawHTTP.read_response(dropped, timeout: 5)
+      rescue Errno::ECONNRESET, EOFError
+        nil
+      end
+      # Closed, after whatever the first pass had written (a cut body).
+      assert_operator res&.body.to_s.bytesize, :<, REACTOR_WRITTEN, "the dropped response's connection is closed"
+      assert_equal 200, well_behaved_get, "the thread is free again"
+      before = got
+      eventually("the trickling reader holding the budget is still served, not shed") { got > before }
+      refute_match(/Shedding/, @srv.output)
+    ensure
+      stop = true
+      reader&.join(5)
+      [trickle, dropped].each { |s| s&.close }
+    end
+  end
+
   BUDGET = 128 * 1024
 end

@@ -57,11 +57,18 @@ impl Budget {
         self.held.load(Ordering::SeqCst)
     }
 
-    /// Reserves `bytes` if they fit now (or nothing else is held).
+    /// Whether `bytes` would fit now (a hint: others may reserve meanwhile).
+    pub(crate) fn fits(&self, bytes: usize) -> bool {
+        let held = self.held.load(Ordering::SeqCst);
+        bytes == 0 || held == 0 || held.saturating_add(bytes) <= self.limit
+    }
+
+    /// Reserves `bytes` if they fit now (or nothing else is held; nothing
+    /// always fits: a file alone holds no memory).
     pub(crate) fn try_reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
         let mut held = self.held.load(Ordering::SeqCst);
         loop {
-            if held != 0 && held.saturating_add(bytes) > self.limit {
+            if bytes != 0 && held != 0 && held.saturating_add(bytes) > self.limit {
                 return None;
             }
             match self.held.compare_exchange_weak(
@@ -172,6 +179,7 @@ mod tests {
         let a = budget.try_reserve(60).unwrap();
         let b = budget.try_reserve(40).unwrap();
         assert_eq!(budget.held(), 100);
+        assert!(!budget.fits(1));
         assert!(budget.try_reserve(1).is_none());
         drop(a);
         assert_eq!(budget.held(), 40);
@@ -184,6 +192,10 @@ mod tests {
         let budget = Budget::new(100);
         let big = budget.try_reserve(500).unwrap();
         assert!(budget.try_reserve(1).is_none());
+        assert!(
+            budget.try_reserve(0).is_some(),
+            "a response with nothing in memory (a file) never waits"
+        );
         drop(big);
         assert!(budget.try_reserve(500).is_some());
     }

@@ -964,11 +964,16 @@ impl Request {
     /// one pass from this thread first, without the GVL and without
     /// waiting: what the socket takes now is copied by this thread, in
     /// parallel with the reactor (one thread writing every large body was
-    /// measured slower), and only the rest waits on epoll. The rest must
-    /// fit the budget (see `reserve`).
+    /// measured slower), and only the rest waits on epoll. So does any
+    /// response while the budget is full: a client that reads at once
+    /// costs the reactor no memory and need not wait behind slow readers.
+    /// What is left must fit the budget (see `reserve`).
     fn hand_over(&self, ruby: &Ruby, mut handoff: Handoff, mut out: Outgoing) -> Result<(), Error> {
         let token = handoff.token;
-        if out.in_memory() >= ZERO_COPY_MIN || out.has_file() {
+        if out.in_memory() >= ZERO_COPY_MIN
+            || out.has_file()
+            || !self.shared.budget.fits(out.in_memory())
+        {
             let timing = &mut handoff.client.timing;
             timing.write_start = timing.stamp();
             let stream = &mut handoff.client.stream;
