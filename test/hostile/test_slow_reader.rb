@@ -111,5 +111,31 @@ class TestSlowReader < Minitest::Test
     end
   end
 
+  # A string lent to many responses at once (an app constant) is in memory
+  # once, so it counts against the budget once: a second slow reader of it
+  # does not make the next hand-off wait, a different string does.
+  def test_a_string_shared_by_responses_counts_once_against_the_budget
+    Dir.mktmpdir do |dir|
+      config = File.join(dir, "rustpuma.rb")
+      File.write(config, "slow_reader_buffer_limit #{256 * 1024}\n")
+      @srv = ServerProcess.new("-t", "1:1", "--debug", "-C", config, APP).start
+      size = 600 * 1024 # what the kernel takes at once is far less
+      readers = Array.new(2) do
+        slow_reader_socket.tap do |s|
+          s.write("GET /shared?n=#{size} HTTP/1.1\r\nHost: x\r\n\r\n")
+          assert s.wait_readable(15), "the response started"
+        end
+      end
+      assert_equal 200, well_behaved_get, "the thread is free: the second reader of the same string did not wait"
+      refute_match(/% Response to .* waits/, @srv.output)
+
+      # A string of its own does count: this one waits.
+      readers << slow_reader_socket.tap { |s| s.write("GET /big?n=#{2 * size} HTTP/1.1\r\nHost: x\r\n\r\n") }
+      @srv.wait_for_output("% Response to 127.0.0.1 waits", 15)
+    ensure
+      readers&.each(&:close)
+    end
+  end
+
   BUDGET = 128 * 1024
 end

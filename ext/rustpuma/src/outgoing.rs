@@ -24,6 +24,10 @@ use crate::vectored::{write_ready, Cursor};
 /// alive by the Ruby boundary until the piece drops: `ruby/pins.rs`).
 pub(crate) trait Lent: Send {
     fn bytes(&self) -> &[u8];
+    /// Whether these bytes count against the budget: a buffer lent to many
+    /// responses at once (an app constant) is in memory once, and counted
+    /// for the first of them only.
+    fn counted(&self) -> bool;
 }
 
 /// One stretch of bytes in memory.
@@ -69,6 +73,8 @@ pub(crate) struct Outgoing {
     /// Bytes of `Bytes` sources not yet written (what a slow reader makes
     /// the reactor hold in memory).
     in_memory: usize,
+    /// Of those, bytes of lent buffers another response already counts.
+    uncounted: usize,
     /// Bytes taken by the socket so far (progress, for the write timeout).
     sent: u64,
     /// This response's share of the budget, given back as bytes leave.
@@ -85,6 +91,7 @@ impl Outgoing {
         Outgoing {
             sources: VecDeque::new(),
             in_memory: 0,
+            uncounted: 0,
             sent: 0,
             reservation: None,
             // Until a source says otherwise (a file that grew) and the
@@ -110,6 +117,13 @@ impl Outgoing {
     /// [`Outgoing::push_bytes`] for pieces that may be lent.
     pub(crate) fn push_pieces(&mut self, pieces: Vec<Piece>) {
         self.in_memory += pieces.iter().map(|p| p.as_ref().len()).sum::<usize>();
+        self.uncounted += pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Lent(l) if !l.counted() => Some(l.bytes().len()),
+                _ => None,
+            })
+            .sum::<usize>();
         match self.sources.back_mut() {
             Some(Source::Bytes(last, _)) => last.extend(pieces),
             _ => self
@@ -133,6 +147,12 @@ impl Outgoing {
     /// Bytes in memory still to write (what the budget must cover).
     pub(crate) fn in_memory(&self) -> usize {
         self.in_memory
+    }
+
+    /// What the budget must cover: bytes in memory still to write, but a
+    /// buffer shared with other responses once.
+    pub(crate) fn budgeted(&self) -> usize {
+        self.in_memory.saturating_sub(self.uncounted)
     }
 
     /// Bytes the socket took so far.

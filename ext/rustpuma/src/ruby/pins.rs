@@ -14,6 +14,7 @@
 //! Hash the next time it holds the GVL ([`release_finished`], called for
 //! every response), and the GC may then free the strings.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +35,8 @@ static PINS: Lazy<RHash> = Lazy::new(|ruby| ruby.hash_new());
 /// GVL).
 static RELEASED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Buffers lent to live responses, by address, and how many hold each.
+static LENDERS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
 /// `RELEASED` may hold ids: spares every response the lock otherwise.
 static ANY_RELEASED: AtomicBool = AtomicBool::new(false);
 
@@ -71,7 +74,40 @@ impl LentBuf {
 struct LentString {
     ptr: *const u8,
     len: usize,
+    /// The first live lender of this buffer (see [`Lent::counted`]).
+    counted: bool,
     _release: Arc<Release>,
+}
+
+impl LentString {
+    fn new(ptr: *const u8, len: usize, release: Arc<Release>) -> Self {
+        let mut lenders = LENDERS.lock().unwrap_or_else(|e| e.into_inner());
+        let holders = lenders
+            .get_or_insert_with(HashMap::new)
+            .entry(ptr as usize)
+            .or_insert(0);
+        *holders += 1;
+        LentString {
+            ptr,
+            len,
+            counted: *holders == 1,
+            _release: release,
+        }
+    }
+}
+
+impl Drop for LentString {
+    fn drop(&mut self) {
+        let mut lenders = LENDERS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(map) = lenders.as_mut() {
+            if let Some(holders) = map.get_mut(&(self.ptr as usize)) {
+                *holders -= 1;
+                if *holders == 0 {
+                    map.remove(&(self.ptr as usize));
+                }
+            }
+        }
+    }
 }
 
 // SAFETY: the bytes behind `ptr` belong to a frozen heap String that PINS
@@ -85,6 +121,10 @@ impl Lent for LentString {
         // SAFETY: see `unsafe impl Send` above: valid, unchanged bytes for
         // as long as `self` lives.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    fn counted(&self) -> bool {
+        self.counted
     }
 }
 
@@ -120,11 +160,11 @@ impl Pins {
         // SAFETY: the GVL is held; the address is taken once, now, from a
         // string that stays where it is (module doc) and alive in PINS.
         let bytes = unsafe { frozen.as_slice() };
-        Ok(Some(LentBuf(LentString {
-            ptr: bytes.as_ptr(),
-            len: bytes.len(),
-            _release: self.release.clone(),
-        })))
+        Ok(Some(LentBuf(LentString::new(
+            bytes.as_ptr(),
+            bytes.len(),
+            self.release.clone(),
+        ))))
     }
 }
 
@@ -149,6 +189,9 @@ pub(crate) fn release_finished(ruby: &Ruby) -> Result<(), Error> {
 pub(crate) fn forget_in_child(ruby: &Ruby) {
     if let Ok(mut released) = RELEASED.try_lock() {
         released.clear();
+    }
+    if let Ok(mut lenders) = LENDERS.try_lock() {
+        *lenders = None;
     }
     let _ = PINS
         .get_inner_with(ruby)

@@ -972,7 +972,7 @@ impl Request {
         let token = handoff.token;
         if out.in_memory() >= ZERO_COPY_MIN
             || out.has_file()
-            || !self.shared.budget.fits(out.in_memory())
+            || !self.shared.budget.fits(out.budgeted())
         {
             let timing = &mut handoff.client.timing;
             timing.write_start = timing.stamp();
@@ -1000,7 +1000,7 @@ impl Request {
                 Some(Ok(Flow::SocketFull | Flow::Waiting)) | None => {}
             }
         }
-        match self.reserve(ruby, out.in_memory(), &handoff.client.remote_addr) {
+        match self.reserve(ruby, out.budgeted(), &handoff.client.remote_addr) {
             Ok(Ok(reservation)) => {
                 out.hold(reservation);
                 self.shared.give_back(Returned::Respond(handoff, out));
