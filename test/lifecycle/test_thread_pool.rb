@@ -66,4 +66,27 @@ class TestThreadPool < Minitest::Test
     blocked&.each(&:close)
     server&.stop
   end
+
+  # A request queued while a thread serves wakes nobody (that thread takes
+  # it when done, see queue.rs); when the serving thread is blocked in the
+  # app instead, the reactor sees the queue stall and wakes an idle thread.
+  # Requests sent one by one, and several at once, are answered while the
+  # other thread stays blocked.
+  def test_requests_are_served_while_the_other_thread_is_blocked_in_the_app
+    server = ServerProcess.new("-t", "2:2", APP).start
+    blocked = server.connect
+    blocked.write("GET /block?0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    server.wait_for_output("blocked 0")
+    3.times { assert_equal "hi", RawHTTP.get(server.host, server.port, "/").body }
+    sockets = 5.times.map do
+      server.connect.tap { |s| s.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") }
+    end
+    sockets.each { |s| assert_equal "hi", RawHTTP.read_response(s, timeout: 5).body }
+    RawHTTP.get(server.host, server.port, "/release")
+    assert_equal "released", RawHTTP.read_response(blocked).body
+  ensure
+    blocked&.close
+    sockets&.each(&:close)
+    server&.stop
+  end
 end

@@ -35,7 +35,7 @@ use crate::http::response::error_response;
 use crate::log;
 use crate::metrics::Metrics;
 use crate::outgoing::Outgoing;
-use crate::queue::Producer;
+use crate::queue::{Producer, STALL};
 use crate::socket::Listener;
 use crate::timers::Sweep;
 use crate::tunnel::Tunnel;
@@ -207,6 +207,9 @@ pub(crate) struct Reactor {
     /// (like Puma, hijacked connections are the app's business).
     tunnel_slots: usize,
     requests: Producer<Handoff>,
+    /// Items taken from `requests` when a possible stall was first seen,
+    /// and when (see `watch_stall`).
+    stall: Option<(usize, Instant)>,
     returns: Receiver<Returned>,
     shared: Arc<Shared>,
     timeouts: Timeouts,
@@ -264,6 +267,7 @@ impl Reactor {
             busy: 0,
             tunnel_slots: 0,
             requests,
+            stall: None,
             returns,
             shared: shared.clone(),
             timeouts,
@@ -295,13 +299,17 @@ impl Reactor {
             if self.shared.park.load(Ordering::SeqCst) {
                 self.shared.park_here();
             }
+            let stall_check = self.watch_stall();
             // Announce the sleep before the last look at the return channel:
             // a pool thread either sees the flag and wakes us, or its
             // connection is seen here (both sides use SeqCst).
             self.shared.reactor_asleep.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let timeout = if self.returns.is_empty() && self.ready.is_empty() {
-                self.next_timeout()
+                match (self.next_timeout(), stall_check) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             } else {
                 Some(Duration::ZERO)
             };
@@ -361,6 +369,35 @@ impl Reactor {
             }
             if stopped && self.busy == 0 && self.clients.len() == self.tunnel_slots {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Requests queued while pool threads were serving wake nobody (see
+    /// [`crate::queue`]); if none is taken for [`STALL`] while threads are
+    /// parked, the serving ones are blocked and a parked one is woken.
+    /// Returns when to look again, if a stall may be building.
+    fn watch_stall(&mut self) -> Option<Duration> {
+        let Some(taken) = self.requests.progress() else {
+            self.stall = None;
+            return None;
+        };
+        let now = Instant::now();
+        match self.stall {
+            Some((seen, since)) if seen == taken => {
+                let waited = now.saturating_duration_since(since);
+                if waited >= STALL {
+                    self.requests.wake_one();
+                    self.stall = None;
+                    // Look again soon: the woken thread may not be enough.
+                    Some(STALL)
+                } else {
+                    Some(STALL - waited)
+                }
+            }
+            _ => {
+                self.stall = Some((taken, now));
+                Some(STALL)
             }
         }
     }
