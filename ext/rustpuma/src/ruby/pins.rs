@@ -12,10 +12,18 @@
 //! piece drops (written, or the connection closed), its id goes to
 //! [`RELEASED`], plain Rust data; a pool thread removes those ids from the
 //! Hash the next time it holds the GVL ([`release_finished`], called for
-//! every response), and the GC may then free the strings.
+//! every response), and the GC may then free the strings. Until then they
+//! stay pinned: with no further request, the last responses' strings stay.
+//!
+//! Nothing here takes a lock a fork could leave held: the reactor pushes
+//! ids onto [`RELEASED`], a lock-free stack (its pause before a fork is
+//! bounded, not guaranteed, so a fork may catch it mid-push), and
+//! [`LENDERS`] is only touched by threads holding the GVL, and the thread
+//! that forks holds it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use magnus::prelude::*;
@@ -32,13 +40,58 @@ pub(crate) const PIN_MIN: usize = 4 * 1024;
 /// Lent strings by response id: id => Array of frozen Strings.
 static PINS: Lazy<RHash> = Lazy::new(|ruby| ruby.hash_new());
 /// Ids whose responses are over (pushed by the reactor, drained under the
-/// GVL).
-static RELEASED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// GVL): a lock-free stack, taken whole.
+static RELEASED: Released = Released(AtomicPtr::new(ptr::null_mut()));
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-/// Buffers lent to live responses, by address, and how many hold each.
+/// Buffers lent to responses not yet released, by address, and how many
+/// lend each. Locked only by threads holding the GVL (so never by another
+/// thread at a fork): counted up in `lend`, down in `release_finished`.
 static LENDERS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
-/// `RELEASED` may hold ids: spares every response the lock otherwise.
-static ANY_RELEASED: AtomicBool = AtomicBool::new(false);
+
+struct Released(AtomicPtr<Node>);
+
+struct Node {
+    id: u64,
+    next: *mut Node,
+}
+
+impl Released {
+    fn push(&self, id: u64) {
+        let node = Box::into_raw(Box::new(Node {
+            id,
+            next: ptr::null_mut(),
+        }));
+        let mut head = self.0.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `node` is ours until the exchange below publishes it.
+            unsafe { (*node).next = head };
+            match self
+                .0
+                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Every id pushed so far (the stack is taken whole: no ABA).
+    fn take_all(&self) -> Vec<u64> {
+        if self.0.load(Ordering::Relaxed).is_null() {
+            return Vec::new();
+        }
+        let mut next = self.0.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut ids = Vec::new();
+        while !next.is_null() {
+            // SAFETY: the swap made this list ours alone; each node came
+            // from `Box::into_raw` in `push` and is freed once, here.
+            let node = unsafe { Box::from_raw(next) };
+            ids.push(node.id);
+            next = node.next;
+        }
+        ids
+    }
+}
 
 /// The strings one response lends: call [`Pins::lend`] for each string,
 /// under the GVL.
@@ -52,11 +105,7 @@ struct Release(u64);
 
 impl Drop for Release {
     fn drop(&mut self) {
-        RELEASED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(self.0);
-        ANY_RELEASED.store(true, Ordering::Release);
+        RELEASED.push(self.0);
     }
 }
 
@@ -74,12 +123,14 @@ impl LentBuf {
 struct LentString {
     ptr: *const u8,
     len: usize,
-    /// The first live lender of this buffer (see [`Lent::counted`]).
+    /// The first lender of this buffer not yet released (see
+    /// [`Lent::counted`]).
     counted: bool,
     _release: Arc<Release>,
 }
 
 impl LentString {
+    /// Call with the GVL (see [`LENDERS`]).
     fn new(ptr: *const u8, len: usize, release: Arc<Release>) -> Self {
         let mut lenders = LENDERS.lock().unwrap_or_else(|e| e.into_inner());
         let holders = lenders
@@ -92,20 +143,6 @@ impl LentString {
             len,
             counted: *holders == 1,
             _release: release,
-        }
-    }
-}
-
-impl Drop for LentString {
-    fn drop(&mut self) {
-        let mut lenders = LENDERS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(map) = lenders.as_mut() {
-            if let Some(holders) = map.get_mut(&(self.ptr as usize)) {
-                *holders -= 1;
-                if *holders == 0 {
-                    map.remove(&(self.ptr as usize));
-                }
-            }
         }
     }
 }
@@ -171,29 +208,106 @@ impl Pins {
 /// Lets the GC have the strings of responses the reactor has finished.
 /// Call with the GVL (every response does).
 pub(crate) fn release_finished(ruby: &Ruby) -> Result<(), Error> {
-    if !ANY_RELEASED.swap(false, Ordering::AcqRel) {
-        return Ok(());
-    }
-    let ids = std::mem::take(&mut *RELEASED.lock().unwrap_or_else(|e| e.into_inner()));
+    let ids = RELEASED.take_all();
     if ids.is_empty() {
         return Ok(());
     }
     let pins = PINS.get_inner_with(ruby);
+    let mut addresses = Vec::new();
     for id in ids {
-        pins.delete::<u64, magnus::Value>(id)?;
+        let Some(keep) = pins.delete::<u64, Option<RArray>>(id)? else {
+            continue;
+        };
+        for i in 0..keep.len() {
+            let s: RString = keep.entry(i as isize)?;
+            // SAFETY: the GVL is held; only the buffer's address is read,
+            // the same one `lend` counted (a lent string's buffer stays put).
+            addresses.push(unsafe { s.as_slice() }.as_ptr() as usize);
+        }
+    }
+    // No Ruby call while the lock is held: it is never held without the GVL.
+    let mut lenders = LENDERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(map) = lenders.as_mut() {
+        for address in addresses {
+            if let Some(holders) = map.get_mut(&address) {
+                *holders -= 1;
+                if *holders == 0 {
+                    map.remove(&address);
+                }
+            }
+        }
     }
     Ok(())
 }
 
 /// In a forked child: the parent's responses are not ours to send.
 pub(crate) fn forget_in_child(ruby: &Ruby) {
-    if let Ok(mut released) = RELEASED.try_lock() {
-        released.clear();
-    }
-    if let Ok(mut lenders) = LENDERS.try_lock() {
-        *lenders = None;
-    }
+    RELEASED.take_all();
+    *LENDERS.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let _ = PINS
         .get_inner_with(ruby)
         .funcall::<_, _, magnus::Value>("clear", ());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    /// A child forked while another thread pushes ids (the reactor, which
+    /// a fork may catch mid-push) can push and take ids itself. With a
+    /// lock, a child forked while the pusher held it waited forever.
+    #[test]
+    fn a_child_forked_during_pushes_can_push_and_take() {
+        let released = Arc::new(Released(AtomicPtr::new(ptr::null_mut())));
+        let stop = Arc::new(AtomicBool::new(false));
+        let pusher = {
+            let (released, stop) = (released.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    released.push(1);
+                    released.take_all();
+                }
+            })
+        };
+        let mut hung = 0;
+        for _ in 0..40 {
+            // SAFETY: the child only uses `released` and exits with
+            // `_exit`; glibc makes malloc safe after fork.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                released.take_all();
+                released.push(7);
+                let ok = released.take_all() == vec![7];
+                // SAFETY: ends the child without running the parent's
+                // destructors or test harness.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            let until = Instant::now() + Duration::from_secs(5);
+            let mut status = 0;
+            loop {
+                // SAFETY: waits for our own child.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                if r == pid {
+                    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+                    break;
+                }
+                if Instant::now() >= until {
+                    hung += 1;
+                    // SAFETY: our own child.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, &mut status, 0);
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        pusher.join().unwrap();
+        assert_eq!(hung, 0, "children that never finished");
+    }
 }
