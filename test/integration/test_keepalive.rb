@@ -36,6 +36,22 @@ class TestKeepAlive < Minitest::Test
     assert_closed(sock)
   end
 
+  # The next request arrives while the app still runs the first: epoll
+  # reports it then, once (edge-triggered), and the reactor must remember it
+  # to read it when the connection comes back, since it skips the read when
+  # the socket was drained before.
+  def test_request_sent_while_the_previous_one_runs_is_answered
+    sock = connect
+    id = token
+    sock.write(build("/slow?s=0.3&token=#{id}", keep_alive: true))
+    server.wait_for_output("slow request started #{id}")
+    sock.write(build("/echo", method: "POST", body: "next"))
+    assert_equal "slow done", RawHTTP.read_response(sock).body
+    res = RawHTTP.read_response(sock, timeout: 5)
+    assert_equal "next", res.body
+    assert_closed(sock)
+  end
+
   def test_http10_closes_by_default
     sock = connect
     res = RawHTTP.request(sock, "GET /array HTTP/1.0\r\n\r\n")

@@ -54,6 +54,11 @@ pub(crate) struct Client {
     pub served: u64,
     /// When the current request's phases began and ended (`metrics.rs`).
     pub timing: Timing,
+    /// The last read took all the socket had (a short read on a plain
+    /// socket): until epoll reports it again ([`Client::readable`]) a read
+    /// would only return `WouldBlock`. Saves that read when a keep-alive
+    /// connection comes back from the pool before its next request.
+    drained: bool,
 }
 
 impl Client {
@@ -66,7 +71,14 @@ impl Client {
             rejection: None,
             served: 0,
             timing: Timing::default(),
+            drained: false,
         }
+    }
+
+    /// Epoll reported the socket (edge-triggered: new bytes since the last
+    /// report, or a hang-up).
+    pub(crate) fn readable(&mut self) {
+        self.drained = false;
     }
 
     /// True when a request has started arriving but is not complete, which
@@ -107,8 +119,18 @@ impl Client {
             if read >= budget {
                 return Advance::Yield;
             }
+            if self.drained {
+                if !self.reader.has_partial_request() {
+                    self.reader.shrink_idle();
+                }
+                return Advance::NeedMore;
+            }
             match self.fill() {
-                Ok(n) if n > 0 => read += n,
+                Ok(n) if n > 0 => {
+                    read += n;
+                    // A TLS stream may hold decrypted bytes back.
+                    self.drained = n < READ_CHUNK && !self.stream.is_tls();
+                }
                 // End of stream: between requests that is a normal close; in
                 // the middle of one, nobody is left to answer.
                 Ok(_) => return Advance::Gone,

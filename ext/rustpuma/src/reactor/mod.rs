@@ -180,8 +180,12 @@ enum Slot {
         client: Box<Client>,
         deadline: Instant,
     },
-    /// A pool thread owns the client.
-    Busy,
+    /// A pool thread owns the client; `readable`: epoll reported the socket
+    /// meanwhile (the report is not repeated: the reactor reads when the
+    /// client comes back).
+    Busy {
+        readable: bool,
+    },
     /// The reactor is writing a response the pool handed back; still counted
     /// as in flight for a graceful stop.
     Writing {
@@ -415,9 +419,16 @@ impl Reactor {
     }
 
     fn on_event(&mut self, key: usize) {
-        match self.clients.get(key) {
-            Some(Slot::Waiting { .. }) => self.on_readable(key),
-            Some(Slot::Writing { .. }) => self.continue_writing(key),
+        match self.clients.get_mut(key) {
+            Some(Slot::Waiting { client, .. }) => {
+                client.readable();
+                self.on_readable(key)
+            }
+            Some(Slot::Writing { client, .. }) => {
+                client.readable();
+                self.continue_writing(key)
+            }
+            Some(Slot::Busy { readable }) => *readable = true,
             Some(Slot::Tunnel(_)) => self.pump_tunnel(key),
             Some(Slot::TunnelPeer { tls_key }) => {
                 let tls_key = *tls_key;
@@ -483,7 +494,9 @@ impl Reactor {
         let Some(slot) = self.clients.get_mut(key) else {
             return;
         };
-        let Slot::Waiting { mut client, .. } = std::mem::replace(slot, Slot::Busy) else {
+        let Slot::Waiting { mut client, .. } =
+            std::mem::replace(slot, Slot::Busy { readable: false })
+        else {
             return;
         };
         client.timing.complete = self.shared.metrics.now();
@@ -501,13 +514,16 @@ impl Reactor {
     fn take_returns(&mut self) {
         while let Ok(returned) = self.returns.try_recv() {
             match returned {
-                Returned::KeepAlive(Handoff { token, client }) => {
+                Returned::KeepAlive(Handoff { token, mut client }) => {
                     self.busy = self.busy.saturating_sub(1);
                     if self.shared.stopping() {
                         self.clients.remove(token.0);
                         continue;
                     }
                     if let Some(slot) = self.clients.get_mut(token.0) {
+                        if matches!(slot, Slot::Busy { readable: true }) {
+                            client.readable();
+                        }
                         *slot = Slot::Waiting {
                             client,
                             deadline: far_future(),
@@ -522,6 +538,9 @@ impl Reactor {
                         client.timing.write_start = self.shared.metrics.now();
                     }
                     if let Some(slot) = self.clients.get_mut(token.0) {
+                        if matches!(slot, Slot::Busy { readable: true }) {
+                            client.readable();
+                        }
                         *slot = Slot::Writing {
                             client,
                             out,
@@ -638,7 +657,7 @@ impl Reactor {
                 let _ = self.poll.registry().deregister(client.stream.source());
                 client
             }
-            Slot::Busy | Slot::Tunnel(_) | Slot::TunnelPeer { .. } => {
+            Slot::Busy { .. } | Slot::Tunnel(_) | Slot::TunnelPeer { .. } => {
                 unreachable!("remove() is for clients waiting on or writing to the reactor")
             }
         }

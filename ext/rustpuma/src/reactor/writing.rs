@@ -56,7 +56,7 @@ impl Reactor {
                 let keep = out.keep_alive && !self.shared.stopping();
                 let Slot::Writing {
                     mut client, out, ..
-                } = std::mem::replace(&mut self.clients[key], Slot::Busy)
+                } = std::mem::replace(&mut self.clients[key], Slot::Busy { readable: false })
                 else {
                     unreachable!()
                 };
