@@ -4,6 +4,7 @@ require "tmpdir"
 require "support/helper"
 require "support/polling"
 require "support/certificates"
+require "support/slow_reader_socket"
 
 # Streaming (`each`) bodies go through a bounded per-connection queue that
 # the reactor drains (stream_queue.rs): the pool thread walks the body while
@@ -44,14 +45,10 @@ class TestStreamingBodies < Minitest::Test
     (0...total.fdiv(size).ceil).map { |i| chunk(i, [size, total - (i * size)].min) }.join
   end
 
-  # A client with a tiny receive window (see HostileSupport#slow_reader_socket):
-  # what it does not read stays on the server's side.
+  # A client with a tiny receive window: what it does not read stays on
+  # the server's side.
   def slow_reader_socket
-    sock = Socket.new(:INET, :STREAM)
-    sock.setsockopt(Socket::SOL_SOCKET, Socket::SO_RCVBUF, 4096)
-    sock.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_MAXSEG, 536)
-    sock.connect(Socket.sockaddr_in(@srv.port, @srv.host))
-    sock
+    SlowReaderSocket.connect(@srv.host, @srv.port)
   end
 
   def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)

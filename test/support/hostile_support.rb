@@ -5,6 +5,7 @@
 # descriptor count and RSS (from /proc) to compare against a baseline.
 require "support/helper"
 require "support/polling"
+require "support/slow_reader_socket"
 
 module HostileSupport
   include Polling
@@ -30,17 +31,9 @@ module HostileSupport
     end
   end
 
-  # A connection with a tiny receive window that reads nothing: responses
-  # to it stay in the server (the reactor keeps what the kernel refuses).
-  # A small segment size keeps the server's send buffer small too (Linux
-  # sizes it from the segment size; loopback's 64 KiB segments would let
-  # the kernel absorb megabytes).
+  # See SlowReaderSocket: responses to it stay in the server.
   def slow_reader_socket
-    sock = Socket.new(:INET, :STREAM)
-    sock.setsockopt(Socket::SOL_SOCKET, Socket::SO_RCVBUF, 4096)
-    sock.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_MAXSEG, 536)
-    sock.connect(Socket.sockaddr_in(@srv.port, @srv.host))
-    sock
+    SlowReaderSocket.connect(@srv.host, @srv.port)
   end
 
   # Below the size from which the pool thread writes a body itself, so the
