@@ -8,6 +8,7 @@ require_relative "cluster/worker_handle"
 require_relative "cluster/worker"
 require_relative "cluster/recycler"
 require_relative "control_app"
+require_relative "metrics"
 require_relative "state_file"
 require_relative "systemd"
 
@@ -551,7 +552,7 @@ module Rustpuma
     # worker to replace, only while the cluster is otherwise settled (no
     # boot, phased restart or refork under way).
     def recycle_workers
-      @workers.each { |w| w.rss_bytes = Recycler.rss_bytes(w.pid) if w.pid && !w.term? }
+      @workers.each { |w| w.rss_bytes = Metrics.rss_bytes(w.pid) if w.pid && !w.term? }
       stop_replaced_workers
       return unless @recycler.enabled? && @status == :run && @booted && !@reforking
       return if @workers.size != @options[:workers] || @workers.any? { |w| w.term? || !w.booted? || w.phase != @phase }

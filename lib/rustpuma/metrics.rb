@@ -23,10 +23,11 @@ module Rustpuma
 
     module_function
 
-    # This process's resident set size in bytes (Linux /proc), or nil.
+    # A process's resident set size in bytes (Linux /proc; this one by
+    # default), or nil once it is gone (a zombie has no resident pages).
     def rss_bytes(pid = "self")
       pages = File.read("/proc/#{pid}/statm").split[1]
-      pages && (Integer(pages) * page_size)
+      pages && !pages.to_i.zero? ? Integer(pages) * page_size : nil
     rescue SystemCallError, ArgumentError
       nil
     end

@@ -45,16 +45,6 @@ module Rustpuma
         [:max_requests, "has served #{served} requests (worker_max_requests: #{limit})"]
       end
 
-      # Resident memory of a process in bytes (VmRSS), nil once it is gone.
-      def self.rss_bytes(pid)
-        File.foreach("/proc/#{pid}/status") do |line|
-          return Integer(line[/\d+/]) * 1024 if line.start_with?("VmRSS:")
-        end
-        nil # a zombie has no VmRSS line
-      rescue SystemCallError, ArgumentError, TypeError
-        nil
-      end
-
       def self.megabytes(bytes)
         format("%.1f MB", bytes / 1024.0 / 1024)
       end
