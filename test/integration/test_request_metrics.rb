@@ -4,6 +4,8 @@ require "support/helper"
 require "support/server_test_case"
 require "support/polling"
 require "support/prometheus"
+require "support/raw_http"
+require "support/slow_reader_socket"
 require "json"
 require "net/http"
 
@@ -124,6 +126,34 @@ class TestRequestMetrics < Minitest::Test
     assert_equal 2, sample(families, "rustpuma_threads_max")
     assert_operator sample(families, "rustpuma_worker_rss_bytes"), :>, 1024 * 1024
     assert_equal 0, sample(families, "rustpuma_worker_restarts", "rustpuma_worker_restarts_total")
+  end
+
+  # The write phase is the wait for the client: 0 for a response the socket
+  # takes whole (the reactor spends no clock read on it), and for one whose
+  # client reads late, at least that delay (the last byte cannot leave
+  # before the client starts reading; the first left before it saw any).
+  def test_the_write_phase_is_the_wait_for_the_client
+    srv = start(*with_control, "-t", "1:1", APP)
+    write = lambda do
+      f = Prometheus.parse(get(@control_port, "/metrics?token=#{TOKEN}").body)
+      %w[count sum].map do |k|
+        Prometheus.samples(f, "rustpuma_request_phase_seconds", "rustpuma_request_phase_seconds_#{k}", phase: "write").first[2]
+      end
+    end
+    assert_equal 404, get(srv.port, "/missing").code.to_i
+    wait_until(5, "the 404's write") { write.call.first == 1 }
+    assert_equal [1, 0.0], write.call
+
+    late = 0.3
+    sock = SlowReaderSocket.connect("127.0.0.1", srv.port)
+    sock.write("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert sock.wait_readable(10), "the first bytes of /big"
+    sleep late # the client reading late is what is measured
+    assert_equal 4 * 1024 * 1024, RawHTTP.read_response(sock, timeout: 30).body.bytesize
+    wait_until(5, "the slow write") { write.call.first == 2 }
+    assert_operator write.call.last, :>=, late
+  ensure
+    sock&.close
   end
 
   def test_stats_carry_the_same_figures_next_to_pumas_keys

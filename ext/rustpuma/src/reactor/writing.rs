@@ -31,7 +31,12 @@ impl Reactor {
         // A deadline further off than the write timeout is none: a stream
         // was waiting for its producer, and the clock starts now.
         let unset = *deadline > Instant::now() + self.timeouts.write;
-        match out.write_to(&mut client.stream) {
+        let flow = out.write_to(&mut client.stream);
+        // The first byte is out and more are to come: the write phase began.
+        if matches!(flow, Ok(Flow::Waiting | Flow::SocketFull)) && out.sent() > 0 {
+            client.timing.began_writing();
+        }
+        match flow {
             Ok(Flow::Waiting) => {
                 // The app is producing: no write timeout while the client
                 // has nothing to read.
@@ -60,7 +65,7 @@ impl Reactor {
                 else {
                     unreachable!()
                 };
-                client.timing.write_end = self.shared.metrics.now();
+                client.timing.finished_writing();
                 self.shared.metrics.record(Phase::Write, &client.timing);
                 if out.waited {
                     let _ = self.poll.registry().reregister(
