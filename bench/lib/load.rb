@@ -42,7 +42,7 @@ module Bench
 
     module_function
 
-    # Returns {rps:, p50:, p99:, max:, errors:} with latencies in ms, or
+    # Returns {rps:, requests:, p50:, p99:, max:, errors:} with latencies in ms, or
     # {error: "..."} when wrk did not produce a result.
     def run(port, path: "/", threads: 2, conns: 64, duration: 10, timeout: 5)
       argv = ["wrk", "-t#{threads}", "-c#{conns}", "-d#{duration}s", "--timeout", "#{timeout}s",
@@ -64,7 +64,7 @@ module Bench
       errors.reject! { |_, v| v.zero? }
       r[:errors] = errors unless errors.empty?
       # A fast error page is not a result.
-      total = out[/(\d+) requests in/, 1].to_i
+      total = r[:requests] = out[/(\d+) requests in/, 1].to_i
       r[:error] = "#{non2xx} of #{total} responses not 2xx" if non2xx && non2xx.to_i * 100 > total
       r
     end

@@ -34,13 +34,20 @@ module Bench
                 lines: [Line.new("req/s", :rps, true, "≥ 1.2× iodine, ≥ 5× puma8, ≥ 0.6× nginx", "%.0f")],
                 measure: ->(srv) { wrk_row(srv, cfg, conns: 64) }),
         # The cost of always-on request metrics (issue 13: within 2 %): a
-        # second rustpuma with them off, the two alternating in half runs.
+        # second rustpuma with them off, the two alternating in short runs;
+        # medians of the per-pair ratios (metrics_row).
         Row.new(key: "hello-metrics", title: "hello world -t 4:4, wrk -c64: request metrics on vs off",
                 app: "hello.ru", threads: "4:4", workers: 0, servers: %w[rustpuma],
                 lines: [Line.new("req/s, metrics on", :rps, false, "", "%.0f"),
-                        Line.new("on vs off", :metrics_ratio, false, "≥ 0.98×", "%.3f×")],
+                        Line.new("req/s on vs off", :metrics_ratio, false, "≥ 0.98×", "%.3f×"),
+                        Line.new("CPU/req on vs off", :metrics_cpu_ratio, false, "≤ 1.02×", "%.3f×")],
                 measure: ->(srv) { metrics_row(srv, cfg) },
-                note: ->(m) { format("%d req/s with metrics off", m[:off_rps]) }),
+                note: lambda { |m|
+                  format("%d req/s with metrics off; CPU/req %.1f µs on, %.1f µs off; per round %d pairs of %d s runs, " \
+                         "pair ratios p25–p75: req/s %.3f–%.3f, CPU/req %.3f–%.3f",
+                         m[:off_rps], m[:on_cpu_us], m[:off_cpu_us], m[:pairs], m[:pair_secs],
+                         m[:ratio_p25], m[:ratio_p75], m[:cpu_ratio_p25], m[:cpu_ratio_p75])
+                }),
         # With --pin, the -w 1 row against the -w 2 row shows what a second
         # worker costs or gains on one server core (Iodine -w 1 is one process).
         Row.new(key: "cluster-w1", title: "hello world, -w 1 -t 4:4, wrk -c64 (nginx: 1 worker)",
@@ -136,25 +143,55 @@ module Bench
       r
     end
 
-    # Metrics on (srv) and off (a second server), alternating on-off-off-on
-    # in half-length runs so drift on a busy machine hits both alike.
+    # Metrics on (srv) and off (a second server, both running throughout):
+    # pairs of short runs, on-off then off-on, so drift on a busy machine
+    # hits both alike, and each pair gives a ratio; the medians of those
+    # ratios, with their spread, are the figures. CPU per request (the
+    # server's threads' CPU time over the requests wrk counted) holds up
+    # under load better than req/s. A full run: 2 rounds of 5 pairs of 2 s.
     def metrics_row(srv, cfg)
       dir = Dir.mktmpdir("rustpuma-bench-metrics-off")
       off, skip = Servers.build("rustpuma", app: "hello_metrics_off.ru", threads: "4:4", workers: 0, tmpdir: dir)
       return { error: skip } unless off
       return { error: "metrics-off server failed to start (#{off.error})" } unless off.start
 
+      secs = cfg.duration >= 10 ? 2 : 1
+      pairs = [cfg.duration * 2 / (2 * secs), 1].max
+      [srv, off].each { |s| Wrk.run(s.port, conns: 64, duration: cfg.warmup) }
       runs = { on: [], off: [] }
-      %i[on off off on].each { |mode| runs[mode] << wrk_row(mode == :on ? srv : off, cfg, conns: 64, duration: cfg.half) }
+      pairs.times do |i|
+        (i.even? ? %i[on off] : %i[off on]).each do |mode|
+          runs[mode] << cpu_run(mode == :on ? srv : off, secs)
+        end
+      end
       bad = runs.values.flatten.find { |r| r[:error] }
       return bad if bad
 
-      on_rps = median(runs[:on].map { |r| r[:rps] })
-      off_rps = median(runs[:off].map { |r| r[:rps] })
-      runs[:on].last.merge(rps: on_rps, off_rps: off_rps, metrics_ratio: on_rps / off_rps)
+      metrics_figures(runs).merge(pairs: pairs, pair_secs: secs, rss: srv.rss_mib)
     ensure
       off&.stop
       FileUtils.rm_rf(dir) if dir
+    end
+
+    # One wrk run with the CPU the server spent per request.
+    def cpu_run(srv, secs)
+      before = ProcTree.cpu_ns(srv.pid)
+      r = Wrk.run(srv.port, conns: 64, duration: secs)
+      r[:cpu_us] = (ProcTree.cpu_ns(srv.pid) - before) / 1000.0 / r[:requests] if r[:requests].to_i.positive?
+      r
+    end
+
+    def metrics_figures(runs)
+      rps = runs[:on].zip(runs[:off]).map { |on, off| on[:rps] / off[:rps] }
+      cpu = runs[:on].zip(runs[:off]).map { |on, off| on[:cpu_us] / off[:cpu_us] }
+      puts format("    pairs, req/s on/off: %s; CPU/req on/off: %s",
+                  rps.map { |x| format("%.3f", x) }.join(" "), cpu.map { |x| format("%.3f", x) }.join(" "))
+      runs[:on].last.merge(
+        rps: median(runs[:on].map { |r| r[:rps] }), off_rps: median(runs[:off].map { |r| r[:rps] }),
+        on_cpu_us: median(runs[:on].map { |r| r[:cpu_us] }), off_cpu_us: median(runs[:off].map { |r| r[:cpu_us] }),
+        metrics_ratio: median(rps), ratio_p25: quantile(rps, 0.25), ratio_p75: quantile(rps, 0.75),
+        metrics_cpu_ratio: median(cpu), cpu_ratio_p25: quantile(cpu, 0.25), cpu_ratio_p75: quantile(cpu, 0.75)
+      )
     end
 
     # Hello-world throughput alone, then while slow readers hold responses
@@ -194,6 +231,14 @@ module Bench
       bad = runs.find { |u| u[:error] }
       return bad if bad
       { mibps: median(runs.map { |u| u[:mibps] }), rss: peak, rss_growth: peak - before, rss_before: before }
+    end
+
+    # Linear between the nearest ranks (the median is quantile 0.5).
+    def quantile(xs, q)
+      xs = xs.compact.sort
+      return nil if xs.empty?
+      at = q * (xs.size - 1)
+      xs[at.floor] + ((xs[at.ceil] - xs[at.floor]) * (at - at.floor))
     end
 
     def median(xs)

@@ -38,6 +38,14 @@ module Bench
       end
     end
 
+    # CPU time of every thread of the tree, in ns (schedstat; a thread
+    # that ended meanwhile takes its time with it).
+    def cpu_ns(root)
+      pids(root).sum do |pid|
+        Dir.glob("/proc/#{pid}/task/*/schedstat").sum { |f| File.read(f).to_i rescue 0 }
+      end
+    end
+
     def fd_count(root)
       pids(root).sum { |pid| Dir.children("/proc/#{pid}/fd").size rescue 0 }
     end
