@@ -29,6 +29,7 @@ at_exit { Rustpuma::Native.flush_log }
 require_relative "rustpuma/fork_hook"
 require_relative "rustpuma/binder"
 require_relative "rustpuma/null_io"
+require_relative "rustpuma/env_callables"
 require_relative "rustpuma/handler"
 require_relative "rustpuma/thread_pool"
 require_relative "rustpuma/server_plugin_control"

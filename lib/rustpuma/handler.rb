@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "socket"
 require "stringio"
 
 module Rustpuma
@@ -16,6 +15,12 @@ module Rustpuma
     # over, for rack.after_reply / rack.response_finished callbacks (a Hash
     # of seconds: queue, gvl_wait, app, write; see docs/observability.md).
     TIMINGS = "rustpuma.timings"
+    RACK_INPUT = "rack.input"
+    RACK_HIJACK = "rack.hijack"
+    AFTER_REPLY = "rack.after_reply"
+    RESPONSE_FINISHED = "rack.response_finished"
+    MARK_IO = "puma.mark_as_io_bound"
+    EARLY_HINTS = "rack.early_hints"
 
     def initialize(app, options, log_writer)
       @app = app
@@ -31,30 +36,34 @@ module Rustpuma
       @remote_addr_value = options[:remote_address_value] if options[:remote_address] == :value
       @remote_addr_header = options[:remote_address_header] if options[:remote_address] == :header
       @url_scheme = options[:rack_url_scheme]&.to_s
+      @adjust_env = @remote_addr_value || @remote_addr_header || @url_scheme
     end
 
     # +mark_io+: the pool's env["puma.mark_as_io_bound"] for this thread.
+    #
+    # This runs for every request: it makes as few native calls, method
+    # calls and allocations as the features allow (docs/performance.md).
     def handle(req, mark_io = nil)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC) if @log_requests
       env = @base_env.dup
-      req.fill_env(env)
-      return handle_rejection(req, env, *req.rejection) if req.rejection
+      # nil (no body), a String, a temp file's descriptor, or false: refused.
+      input = req.fill_env(env)
+      return handle_rejection(req, env, *req.rejection) if input == false
 
-      adjust_env(env) if @remote_addr_value || @remote_addr_header || @url_scheme
-
-      input = rack_input(req)
-      env["rack.input"] = input
-      env["rack.hijack"] = -> { env["rack.hijack_io"] = socket_for(req.hijack) }
-      env["rack.after_reply"] = after_reply = []
-      env["rack.response_finished"] = response_finished = []
-      env["puma.mark_as_io_bound"] = mark_io if mark_io
-      env["rack.early_hints"] = ->(headers) { req.early_hints(headers.to_h) } if @early_hints
+      adjust_env(env) if @adjust_env
+      input = rack_input(input) if input
+      env[RACK_INPUT] = input || NullIO::INSTANCE
+      env[RACK_HIJACK] = hijack = Hijack.new(req, env)
+      env[AFTER_REPLY] = after_reply = []
+      env[RESPONSE_FINISHED] = response_finished = []
+      env[MARK_IO] = mark_io if mark_io
+      env[EARLY_HINTS] = EarlyHints.new(req) if @early_hints
 
       status = headers = body = error = sending = nil
       begin
         status, headers, body = @app.call(env)
         # A full hijack: the app owns the socket and writes what it likes.
-        return if req.hijacked?
+        return if hijack.taken
 
         sending = true
         send_response(req, env, response_status(status), headers, body)
@@ -70,20 +79,38 @@ module Rustpuma
         status, headers = send_error(req, env, e) unless req.head_sent? || req.hijacked?
       ensure
         close_body(body)
-        input.close
-        # after_reply promises the response is on the wire; without callbacks
-        # the reactor writes it and this thread moves on.
-        req.flush unless after_reply.empty?
-        req.finish
-        # Only built when someone can read it (a Hash per request costs).
-        env[TIMINGS] = req.timings unless after_reply.empty? && response_finished.empty? && !@log_phases
-        log_request(env, status, started) if @log_requests
-        after_reply.each { |callback| run_callback(callback) }
-        response_finished.reverse_each { |callback| run_callback(callback, env, status, headers, error) }
+        input&.close
+        if after_reply.empty? && response_finished.empty?
+          # The common case: the reactor writes the response, this thread
+          # moves on.
+          req.finish
+          finished(req, env, status, started) if @log_requests
+        else
+          reply_callbacks(req, env, [status, headers, error, started], after_reply, response_finished)
+        end
       end
     end
 
     private
+
+    # after_reply promises the response is on the wire, so this thread
+    # writes it before the callbacks run.
+    def reply_callbacks(req, env, outcome, after_reply, response_finished)
+      status, headers, error, started = outcome
+      req.flush unless after_reply.empty?
+      req.finish
+      env[TIMINGS] = req.timings
+      log_request(env, status, started) if @log_requests
+      after_reply.each { |callback| run_callback(callback) }
+      response_finished.reverse_each { |callback| run_callback(callback, env, status, headers, error) }
+    end
+
+    # The request's log line; the phases only when the log shows them (a
+    # Hash per request costs).
+    def finished(req, env, status, started)
+      env[TIMINGS] = req.timings if @log_phases
+      log_request(env, status, started)
+    end
 
     def base_env(options)
       {
@@ -108,23 +135,24 @@ module Rustpuma
       env["rack.url_scheme"] = @url_scheme if @url_scheme
     end
 
-    # Small bodies arrive as a String, large ones as an unlinked temp file,
-    # no body as the shared NullIO (most requests: no allocation).
-    def rack_input(req)
-      if (fd = req.body_fd)
-        ForkHook.handed_out(File.for_fd(fd, "rb"))
-      elsif (body = req.body_string)
-        StringIO.new(body)
+    # Small bodies arrive as a String, large ones as the descriptor of an
+    # unlinked temp file (no body: the shared NullIO, no allocation).
+    def rack_input(body)
+      if body.is_a?(Integer)
+        ForkHook.handed_out(File.for_fd(body, "rb"))
       else
-        NullIO::INSTANCE
+        StringIO.new(body)
       end
     end
 
     # The status as an Integer of three digits (Integers, and Strings of
     # digits as Puma accepts them); anything else is an app error.
     def response_status(status)
+      # Comparisons, not between?: they are not method calls.
+      return status if status.is_a?(Integer) && status >= 100 && status <= 999
+
       code = status.is_a?(String) ? Integer(status, 10, exception: false) : status
-      return code if code.is_a?(Integer) && code.between?(100, 999)
+      return code if code.is_a?(Integer) && code >= 100 && code <= 999
 
       raise TypeError, "invalid response status #{status.inspect} (an Integer from 100 to 999 is required)"
     end
@@ -136,7 +164,10 @@ module Rustpuma
       if (hijack = headers["rack.hijack"])
         # Partial hijack: we send the head, the app writes the rest.
         req.respond(status, headers, nil, Const::RESPOND_RAW)
-        hijack.call(env["rack.hijack"].call)
+        hijack.call(env[RACK_HIJACK].call)
+      elsif body.instance_of?(Array)
+        # The common case, without asking: an Array is its own to_ary.
+        req.respond(status, headers, body, Const::RESPOND_NORMAL)
       elsif body.respond_to?(:to_ary) && (parts = body.to_ary).is_a?(Array)
         req.respond(status, headers, parts, Const::RESPOND_NORMAL)
       elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
@@ -152,7 +183,7 @@ module Rustpuma
       elsif body.respond_to?(:call)
         # Rack 3 streaming body: it gets the socket after the head.
         req.respond(status, headers, nil, Const::RESPOND_RAW)
-        body.call(env["rack.hijack"].call)
+        body.call(env[RACK_HIJACK].call)
       else
         raise TypeError, "the response body (#{body.inspect[0, 60]}) is not a Rack body: " \
                          "it responds to none of each, to_ary, to_path and call"
@@ -202,10 +233,6 @@ module Rustpuma
       hash = {}
       headers.each { |k, v| hash[k] = v }
       hash
-    end
-
-    def socket_for(fd)
-      ForkHook.handed_out(Socket.for_fd(fd).tap { |io| io.autoclose = true })
     end
 
     def close_body(body)

@@ -41,15 +41,27 @@ module Rustpuma
       @max_io_threads = max_io_threads.to_i
       @control = control
       @auto_trim = auto_trim
-      @threads = []
-      @io_threads = []
-      @parked = [] # threads inside next_request
+      # Changed under @lock; the request loop reads them without it.
+      @workers = []
+      @room = true # can_spawn?, kept up to date under @lock
       @trim_requested = 0
-      @busy = 0
-      @waiting = 0
       @spawned_total = 0
       @lock = Mutex.new
     end
+
+    # One pool thread's state. Only that thread changes `state` and it does
+    # so without a lock (one attribute write, whole under the GVL): counting
+    # waiting and busy threads is left to the rare readers (stats, trim,
+    # growth), so a request costs the pool no Mutex. `io`: marked
+    # I/O-bound; changed under the pool's lock.
+    class Worker
+      attr_accessor :thread, :state, :io
+    end
+
+    # Worker#state: inside Native::Server#next_request, or serving a
+    # request (nil: starting, or between the two).
+    WAITING = :waiting
+    BUSY = :busy
 
     def spawn
       @lock.synchronize { @min.clamp(1, @max).times { spawn_thread } }
@@ -58,20 +70,20 @@ module Rustpuma
     end
 
     def busy
-      @lock.synchronize { @busy }
+      @lock.synchronize { count(BUSY) }
     end
 
     def running
-      @lock.synchronize { @threads.count(&:alive?) }
+      @lock.synchronize { @workers.count { |w| w.thread.alive? } }
     end
 
     def io_threads
-      @lock.synchronize { @io_threads.size }
+      @lock.synchronize { @workers.count(&:io) }
     end
 
     # Puma's pool_capacity: requests the pool could take right now.
     def capacity
-      @lock.synchronize { (@waiting + (@max - @threads.count(&:alive?))).clamp(0, nil) }
+      @lock.synchronize { (count(WAITING) + (@max - @workers.count { |w| w.thread.alive? })).clamp(0, nil) }
     end
 
     # The runtime half of Puma's update_thread_pool_min_max: the pool grows
@@ -80,6 +92,7 @@ module Rustpuma
       @lock.synchronize do
         @min = min
         @max = max
+        @room = can_spawn?
       end
       start_trimmer
     end
@@ -87,9 +100,11 @@ module Rustpuma
     # Gives back one idle thread above min (Puma's trim).
     def trim
       @lock.synchronize do
-        if (@waiting - @trim_requested).positive? && @threads.size - @trim_requested > @min
+        waiting = @workers.select { |w| w.state == WAITING }
+        if waiting.size > @trim_requested && @workers.size - @trim_requested > @min
           @trim_requested += 1
-          @parked.first&.wakeup # next_request returns false; the thread sees the request
+          # next_request returns false; the thread sees the request.
+          waiting.first.thread.wakeup
         end
       end
     rescue ThreadError
@@ -98,12 +113,13 @@ module Rustpuma
 
     # env["puma.mark_as_io_bound"]: this thread waits on I/O; another may be
     # started in its place at once.
-    def mark_as_io_bound(thread)
+    def mark_as_io_bound(worker)
       @lock.synchronize do
-        next if @io_threads.include?(thread)
+        next if worker.io
 
-        @io_threads << thread
-        spawn_thread if @waiting.zero? && can_spawn?
+        worker.io = true
+        @room = can_spawn?
+        spawn_thread if @room && count(WAITING).zero?
       end
     end
 
@@ -111,19 +127,19 @@ module Rustpuma
       deadline = timeout && (Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout)
       # Threads may still be added while we wait; look again until none is.
       loop do
-        threads = @lock.synchronize { @threads.dup }
+        threads = @lock.synchronize { @workers.map(&:thread) }
         threads.each do |t|
           left = deadline && [deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC), 0].max
           t.join(left)
         end
-        return true if @lock.synchronize { @threads.none?(&:alive?) }
+        return true if @lock.synchronize { @workers.none? { |w| w.thread.alive? } }
         return false if deadline && Process.clock_gettime(Process::CLOCK_MONOTONIC) >= deadline
       end
     end
 
     def kill
       @trimmer&.kill
-      @lock.synchronize { @threads.dup }.each(&:kill)
+      @lock.synchronize { @workers.map(&:thread) }.each(&:kill)
     end
 
     private
@@ -140,64 +156,86 @@ module Rustpuma
       end
     end
 
+    def count(state)
+      @workers.count { |w| w.state == state }
+    end
+
     # Puma's rule: threads marked I/O-bound beyond max_io_threads count
-    # against max again.
+    # against max again. Called with @lock held.
     def can_spawn?
-      io = @io_threads.size
+      io = @workers.count(&:io)
       extra_io = [io - @max_io_threads, 0].max
-      (@threads.size - io) < (@max - extra_io)
+      (@workers.size - io) < (@max - extra_io)
     end
 
     # Called with @lock held.
     def spawn_thread
       number = (@spawned_total += 1)
-      @threads << Thread.new do
+      worker = Worker.new
+      @workers << worker
+      @room = can_spawn?
+      worker.thread = Thread.new do
         Thread.current.name = "rustpuma threadpool #{format('%03d', number)}"
         @thread_hook&.call(:before_thread_start, @control)
-        work
+        work(worker)
       ensure
         @lock.synchronize do
-          @threads.delete(Thread.current)
-          @io_threads.delete(Thread.current)
-          @parked.delete(Thread.current)
+          @workers.delete(worker)
+          @room = can_spawn?
         end
         @thread_hook&.call(:before_thread_exit)
       end
+    rescue StandardError, NoMemoryError
+      # No thread after all (ThreadError: resources): forget its place.
+      @workers.delete(worker)
+      @room = can_spawn?
+      raise
     end
 
-    def work
-      me = Thread.current
-      mark_io = -> { mark_as_io_bound(me) }
-      loop do
-        @lock.synchronize do
-          @waiting += 1
-          @parked << me
-        end
+    # The request loop. A thread that takes a request and leaves nobody
+    # waiting starts another while the pool has room.
+    def work(worker)
+      mark_io = -> { mark_as_io_bound(worker) }
+      while true # not `loop`: a block call per request
+        worker.state = WAITING
         req = @native.next_request
-        leave = @lock.synchronize do
-          @waiting -= 1
-          @parked.delete(me)
-          if req
-            @busy += 1
-            spawn_thread if @waiting.zero? && can_spawn?
-            false
-          elsif req == false && @trim_requested.positive?
-            @trim_requested -= 1
-            true
+        if req
+          worker.state = BUSY
+          grow if @room && @workers.none? { |w| w.state == WAITING }
+          begin
+            run(req, mark_io)
+          rescue StandardError => e
+            @log_writer.unknown_error(e, "thread pool")
           end
+          went_idle(worker) if @out_of_band
+          break if worker.io && !rejoin_after_io(worker)
+        elsif req.nil? || leave_for_trim? # false: interrupted; Ruby has handled it
+          break
         end
-        break if leave || req.nil?
-        next if req == false # interrupted: Ruby has handled the interrupt
+      end
+    end
 
-        begin
-          run(req, mark_io)
-        rescue StandardError => e
-          @log_writer.unknown_error(e, "thread pool")
-        ensure
-          idle = @lock.synchronize { (@busy -= 1).zero? }
-          @thread_hook&.call(:out_of_band) if @out_of_band && idle && @native.backlog.zero?
-        end
-        break unless rejoin_after_io(me)
+    def grow
+      @lock.synchronize { spawn_thread if @room && count(WAITING).zero? }
+    end
+
+    # Runs the out_of_band hooks when this thread was the last busy one and
+    # nothing is queued.
+    def went_idle(worker)
+      idle = @lock.synchronize do
+        worker.state = nil
+        count(BUSY).zero?
+      end
+      @thread_hook&.call(:out_of_band) if idle && @native.backlog.zero?
+    end
+
+    # A trim asked a waiting thread to leave (it woke this one).
+    def leave_for_trim?
+      @lock.synchronize do
+        next false unless @trim_requested.positive?
+
+        @trim_requested -= 1
+        true
       end
     end
 
@@ -211,12 +249,11 @@ module Rustpuma
 
     # An I/O-bound thread becomes an ordinary one again if the pool has
     # room; otherwise it was an extra and ends (as in Puma).
-    def rejoin_after_io(me)
+    def rejoin_after_io(worker)
       @lock.synchronize do
-        next true unless @io_threads.include?(me)
-
-        @io_threads.delete(me)
-        @threads.size - 1 - @io_threads.size < @max
+        worker.io = false
+        @room = can_spawn?
+        @workers.size - 1 - @workers.count(&:io) < @max
       end
     end
   end

@@ -89,4 +89,24 @@ class TestThreadPool < Minitest::Test
     sockets&.each(&:close)
     server&.stop
   end
+
+  # Puma's out_of_band hooks run when the pool goes idle: not while another
+  # request is still being served, and once the last one is done.
+  def test_out_of_band_hooks_run_once_the_pool_is_idle
+    config = File.join(Dir.mktmpdir("rustpuma-oob"), "oob.rb")
+    File.write(config, "out_of_band { puts 'out of band' }\n")
+    server = ServerProcess.new("-t", "2:2", "-C", config, APP).start
+    blocked = server.connect
+    blocked.write("GET /block?0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    server.wait_for_output("blocked 0")
+    assert_equal "hi", RawHTTP.get(server.host, server.port, "/").body
+    before = server.output.scan("out of band").size
+    RawHTTP.get(server.host, server.port, "/release")
+    assert_equal "released", RawHTTP.read_response(blocked).body
+    server.wait_for_output("out of band")
+    assert_equal 0, before, "a hook ran while a request was blocked in the app"
+  ensure
+    blocked&.close
+    server&.stop
+  end
 end

@@ -251,8 +251,13 @@ impl Request {
         }
     }
 
-    /// Adds the CGI variables and headers to `env`.
-    pub(crate) fn fill_env(ruby: &Ruby, rb_self: &Self, env: RHash) -> Result<RHash, Error> {
+    /// Adds the CGI variables and headers to `env` and returns the body for
+    /// `rack.input`: nil when there is none, a binary String when it is in
+    /// memory, the descriptor of a temp file for a body spilled to disk (a
+    /// new one, positioned at the start, for Ruby to wrap in a File), or
+    /// false when the reactor rejected the request (see `rejection`). One
+    /// call for what every request needs: each native call costs.
+    pub(crate) fn fill_env(ruby: &Ruby, rb_self: &Self, env: RHash) -> Result<Value, Error> {
         rb_self.handoff.check()?;
         let slot = rb_self.handoff.try_borrow().map_err(|_| busy())?;
         let handoff = slot
@@ -270,13 +275,24 @@ impl Request {
             // A rejected request: only what is known about the client.
             None => env.aset("REMOTE_ADDR", client.remote_addr.as_str())?,
         }
+        let input = match &client.request {
+            _ if client.rejection.is_some() => ruby.qfalse().as_value(),
+            Some((_, Body::Memory(bytes))) if !bytes.is_empty() => {
+                ruby.str_from_slice(bytes.as_slice()).as_value()
+            }
+            Some((_, Body::File { file, .. })) => {
+                let fd = file.try_clone().map_err(Failure::from)?.into_raw_fd();
+                ruby.integer_from_i64(fd.into()).as_value()
+            }
+            _ => ruby.qnil().as_value(),
+        };
         // The app is called next.
         let mut timing = rb_self.timing.get();
         if timing.app_start.is_none() {
             timing.app_start = timing.stamp();
             rb_self.timing.set(timing);
         }
-        Ok(env)
+        Ok(input)
     }
 
     /// `[status, reason]` when the reactor rejected this request and Ruby's
@@ -288,26 +304,6 @@ impl Request {
                 .as_ref()
                 .map(|r| (r.status, r.reason.clone()))
         })
-    }
-
-    /// The body when it is in memory (a binary String), else nil.
-    pub(crate) fn body_string(ruby: &Ruby, rb_self: &Self) -> Result<Option<RString>, Error> {
-        rb_self.with(|h| match &h.client.request {
-            Some((_, Body::Memory(bytes))) if !bytes.is_empty() => {
-                Some(ruby.str_from_slice(bytes.as_slice()))
-            }
-            _ => None,
-        })
-    }
-
-    /// For a body spilled to a temp file: a new descriptor of that file,
-    /// positioned at the start, for Ruby to wrap in a File. Else nil.
-    pub(crate) fn body_fd(rb_self: &Self) -> Result<Option<i32>, Error> {
-        let fd = rb_self.with(|h| match &h.client.request {
-            Some((_, Body::File { file, .. })) => file.try_clone().map(|f| Some(f.into_raw_fd())),
-            _ => Ok(None),
-        })?;
-        Ok(fd.map_err(Failure::from)?)
     }
 
     pub(crate) fn remote_addr(rb_self: &Self) -> Result<String, Error> {
