@@ -44,7 +44,7 @@ module Rustpuma
     # mode, shown as one 0).
     def text(servers, restarts)
       out = +""
-      family(out, "rustpuma_requests_total", "counter", "Responses sent, by status class.") do
+      family(out, "rustpuma_requests_total", "counter", "Responses sent, by status class (hijacked: the app answered on a socket it took).") do
         servers.each do |labels, m|
           (m[:requests] || {}).each do |klass, n|
             sample(out, "rustpuma_requests_total", labels.merge(status_class: klass), n)

@@ -156,6 +156,20 @@ class TestRequestMetrics < Minitest::Test
     sock&.close
   end
 
+  # The server never sees the status of a response the app writes on a
+  # socket it took, so it is counted under its own class, not left out.
+  def test_a_full_hijack_is_counted_as_hijacked
+    srv = start(*with_control, "-t", "1:1", APP)
+    assert_equal "hijacked", RawHTTP.get("127.0.0.1", srv.port, "/hijack").body
+    assert_equal 404, get(srv.port, "/missing").code.to_i
+    total = lambda do |klass|
+      f = Prometheus.parse(get(@control_port, "/metrics?token=#{TOKEN}").body)
+      Prometheus.samples(f, "rustpuma_requests", "rustpuma_requests_total", status_class: klass).sum { |x| x[2] }
+    end
+    wait_until(5, "the 404 counted") { total.call("4xx") == 1 }
+    assert_equal [1, 0, 0], [total.call("hijacked"), total.call("1xx"), total.call("2xx")]
+  end
+
   def test_stats_carry_the_same_figures_next_to_pumas_keys
     srv = start(*with_control, "-t", "3:3", APP)
     get(srv.port, "/sleep")

@@ -195,6 +195,8 @@ pub(crate) struct Metrics {
     phases: [Histogram; 4],
     /// Responses by the first digit of their status (index 1 = 1xx …).
     statuses: [AtomicU64; 10],
+    /// Requests whose app took the socket (full hijack): no status known.
+    hijacked: AtomicU64,
     /// Requests a pool thread holds: from `next_request` to `finish`.
     pub threads_busy: AtomicUsize,
     /// Connections the reactor has open, published when it changes.
@@ -212,6 +214,7 @@ impl Metrics {
             enabled,
             phases: std::array::from_fn(|_| Histogram::new()),
             statuses: std::array::from_fn(|_| AtomicU64::new(0)),
+            hijacked: AtomicU64::new(0),
             threads_busy: AtomicUsize::new(0),
             connections_open: Padded(AtomicUsize::new(0)),
         }
@@ -233,6 +236,17 @@ impl Metrics {
         if self.enabled {
             self.statuses[usize::from(status / 100).min(9)].fetch_add(1, Relaxed);
         }
+    }
+
+    pub(crate) fn count_hijacked(&self) {
+        if self.enabled {
+            self.hijacked.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Requests answered by the app itself on a socket it took.
+    pub(crate) fn hijacked(&self) -> u64 {
+        self.hijacked.load(Relaxed)
     }
 
     pub(crate) fn phase(&self, phase: Phase) -> Snapshot {
@@ -391,5 +405,8 @@ mod tests {
         on.count_status(503);
         on.count_status(999);
         assert_eq!(on.statuses(), [0, 1, 0, 0, 1, 0, 0, 0, 1]);
+        m.count_hijacked();
+        on.count_hijacked();
+        assert_eq!((m.hijacked(), on.hijacked()), (0, 1));
     }
 }

@@ -910,7 +910,7 @@ impl Request {
     pub(crate) fn finish(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
         pins::release_finished(ruby)?;
         rb_self.app_done();
-        let (keep, status, stream, pending) = {
+        let (keep, status, hijacked, stream, pending) = {
             let mut state = rb_self.state_mut()?;
             let keep = state.keep_alive
                 && state.writing.is_done()
@@ -921,14 +921,18 @@ impl Request {
             (
                 keep,
                 state.status,
+                state.hijacked,
                 state.stream.take(),
                 state.pending.take(),
             )
         };
         if rb_self.not_busy() {
             let metrics = &rb_self.shared.metrics;
-            if let Some(status) = status {
-                metrics.count_status(status);
+            match status {
+                Some(status) => metrics.count_status(status),
+                // A full hijack: the app answers on its own (a 101, often).
+                None if hijacked => metrics.count_hijacked(),
+                None => {}
             }
             // When this thread wrote the response itself, its last byte is out.
             metrics.record(Phase::Write, &rb_self.timing.get());

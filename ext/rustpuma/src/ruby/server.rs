@@ -185,7 +185,7 @@ impl Server {
 
     /// This server's request metrics since it started, as a plain Hash
     /// (the shape is documented in docs/observability.md, "Data"):
-    /// `{requests: {"1xx": n, …}, phases: {queue: {buckets: [n, …], sum:
+    /// `{requests: {"1xx": n, …, hijacked: n}, phases: {queue: {buckets: [n, …], sum:
     /// seconds, count: n}, gvl_wait: …, app: …, write: …}, threads_busy:,
     /// backlog:, connections_open:, enabled:}`. Counters only grow, so a
     /// reader takes the difference of two reads for a window.
@@ -199,6 +199,7 @@ impl Server {
                 requests.aset(ruby.to_symbol(format!("{}xx", i + 1)), n)?;
             }
         }
+        requests.aset(ruby.to_symbol("hijacked"), metrics.hijacked())?;
         let phases = ruby.hash_new();
         for phase in PHASES {
             let snapshot = metrics.phase(phase);
