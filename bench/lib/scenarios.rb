@@ -43,7 +43,8 @@ module Bench
                         Line.new("CPU/req on vs off", :metrics_cpu_ratio, false, "≤ 1.02×", "%.3f×")],
                 measure: ->(srv) { metrics_row(srv, cfg) },
                 note: lambda { |m|
-                  format("%d req/s with metrics off; CPU/req %.1f µs on, %.1f µs off; per round %d pairs of %d s runs, " \
+                  off = ENV["BENCH_METRICS_AA"] ? "the second server (A/A check: metrics on too)" : "metrics off"
+                  format("%d req/s with #{off}; CPU/req %.1f µs, %.1f µs with #{off}; per round %d pairs of %d s runs, " \
                          "pair ratios p25–p75: req/s %.3f–%.3f, CPU/req %.3f–%.3f",
                          m[:off_rps], m[:on_cpu_us], m[:off_cpu_us], m[:pairs], m[:pair_secs],
                          m[:ratio_p25], m[:ratio_p75], m[:cpu_ratio_p25], m[:cpu_ratio_p75])
