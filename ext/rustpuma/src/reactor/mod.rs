@@ -228,6 +228,9 @@ pub(crate) struct Reactor {
     connections_published: usize,
     /// The request metrics' clock read of this turn (`metrics_stamp`).
     turn_stamp: Option<Instant>,
+    /// Request metrics on: a copy, since `Metrics::enabled` shares a cache
+    /// line with counters the pool threads bump on every request.
+    timed: bool,
 }
 
 impl Reactor {
@@ -283,6 +286,7 @@ impl Reactor {
             ready: Vec::new(),
             connections_published: 0,
             turn_stamp: None,
+            timed: config.metrics,
         };
         Ok((reactor, shared))
     }
@@ -525,7 +529,7 @@ impl Reactor {
     /// the reactor read the ones before them: their queue phase counts that
     /// wait for the reactor too.
     fn metrics_stamp(&mut self) -> Option<Instant> {
-        if !self.shared.metrics.enabled() {
+        if !self.timed {
             return None;
         }
         Some(*self.turn_stamp.get_or_insert_with(Instant::now))
