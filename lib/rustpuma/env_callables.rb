@@ -10,15 +10,14 @@ module Rustpuma
   class Hijack
     HIJACK_IO = "rack.hijack_io"
 
-    # True once the app has the socket: Handler sends nothing after a full
+    # Truthy once the app has the socket: Handler sends nothing after a full
     # hijack. (An attribute, read without a native call.)
     attr_reader :taken
 
+    # (@io and @taken start unset: nil. Fewer writes per request.)
     def initialize(req, env)
       @req = req
       @env = env
-      @io = nil
-      @taken = false
     end
 
     # Sets env["rack.hijack_io"] and returns it; a second call returns the

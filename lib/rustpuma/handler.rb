@@ -21,6 +21,16 @@ module Rustpuma
     RESPONSE_FINISHED = "rack.response_finished"
     MARK_IO = "puma.mark_as_io_bound"
     EARLY_HINTS = "rack.early_hints"
+    # What every request's env gets that the server's constant part lacks:
+    # what Handler sets, and the CGI entries Native::Request#fill_env sets
+    # for every request it has not refused. An env template has a slot
+    # (nil) for each, so that filling a copy only replaces values: a Hash
+    # that grows past its table's size rehashes every entry (a third of the
+    # cost of building an env, counted in instructions).
+    SLOTS = [RACK_HIJACK, AFTER_REPLY, RESPONSE_FINISHED,
+             "REQUEST_METHOD", "REQUEST_URI", "REQUEST_PATH", "PATH_INFO", "QUERY_STRING",
+             "SERVER_PROTOCOL", "HTTP_VERSION", "REMOTE_ADDR", "rack.url_scheme",
+             "SERVER_NAME", "SERVER_PORT"].to_h { |key| [key, nil] }.freeze
 
     def initialize(app, options, log_writer)
       @app = app
@@ -37,26 +47,38 @@ module Rustpuma
       @remote_addr_header = options[:remote_address_header] if options[:remote_address] == :header
       @url_scheme = options[:rack_url_scheme]&.to_s
       @adjust_env = @remote_addr_value || @remote_addr_header || @url_scheme
+      @template = env_template
     end
 
-    # +mark_io+: the pool's env["puma.mark_as_io_bound"] for this thread.
+    # The env every request of one pool thread starts from (ThreadPool makes
+    # one per thread): the server's constant entries, rack.input for a
+    # request without a body, the thread's puma.mark_as_io_bound (+mark_io+)
+    # and the SLOTS. Frozen: each request gets a copy.
+    def env_template(mark_io = nil)
+      env = @base_env.merge(SLOTS)
+      env[RACK_INPUT] = NullIO::INSTANCE
+      env[MARK_IO] = mark_io if mark_io
+      env[EARLY_HINTS] = nil if @early_hints
+      env.freeze
+    end
+
+    # +template+: this thread's #env_template.
     #
     # This runs for every request: it makes as few native calls, method
-    # calls and allocations as the features allow (docs/performance.md).
-    def handle(req, mark_io = nil)
+    # calls, allocations and env insertions as the features allow
+    # (docs/performance.md).
+    def handle(req, template = @template)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC) if @log_requests
-      env = @base_env.dup
+      env = template.dup
       # nil (no body), a String, a temp file's descriptor, or false: refused.
       input = req.fill_env(env)
       return handle_rejection(req, env, *req.rejection) if input == false
 
       adjust_env(env) if @adjust_env
-      input = rack_input(input) if input
-      env[RACK_INPUT] = input || NullIO::INSTANCE
+      env[RACK_INPUT] = input = rack_input(input) if input
       env[RACK_HIJACK] = hijack = Hijack.new(req, env)
       env[AFTER_REPLY] = after_reply = []
       env[RESPONSE_FINISHED] = response_finished = []
-      env[MARK_IO] = mark_io if mark_io
       env[EARLY_HINTS] = EarlyHints.new(req) if @early_hints
 
       status = headers = body = error = sending = nil
@@ -78,7 +100,7 @@ module Rustpuma
         req.abort if sending
         status, headers = send_error(req, env, e) unless req.head_sent? || req.hijacked?
       ensure
-        close_body(body)
+        close_body(body) if body.respond_to?(:close)
         input&.close
         if after_reply.empty? && response_finished.empty?
           # The common case: the reactor writes the response, this thread
@@ -193,6 +215,8 @@ module Rustpuma
     # A request the reactor refused (400, 413, 414, 431, 501…), answered by
     # the configured lowlevel_error_handler with the status Puma would pass.
     def handle_rejection(req, env, status, reason)
+      # Only what is known about the client: no empty slots of the template.
+      env.compact!
       send_error(req, env, HttpParserError.new(reason), status)
     ensure
       req.finish
@@ -236,7 +260,7 @@ module Rustpuma
     end
 
     def close_body(body)
-      body.close if body.respond_to?(:close)
+      body.close
     rescue StandardError => e
       @log_writer.unknown_error(e, "body.close")
     end

@@ -195,7 +195,7 @@ module Rustpuma
     # The request loop. A thread that takes a request and leaves nobody
     # waiting starts another while the pool has room.
     def work(worker)
-      mark_io = -> { mark_as_io_bound(worker) }
+      template = @handler.env_template(-> { mark_as_io_bound(worker) })
       while true # not `loop`: a block call per request
         worker.state = WAITING
         req = @native.next_request
@@ -203,7 +203,12 @@ module Rustpuma
           worker.state = BUSY
           grow if @room && @workers.none? { |w| w.state == WAITING }
           begin
-            run(req, mark_io)
+            # (Inline, not a method: one call less per request.)
+            if @fiber_per_request
+              Fiber.new(blocking: true) { @handler.handle(req, template) }.resume
+            else
+              @handler.handle(req, template)
+            end
           rescue StandardError => e
             @log_writer.unknown_error(e, "thread pool")
           end
@@ -236,14 +241,6 @@ module Rustpuma
 
         @trim_requested -= 1
         true
-      end
-    end
-
-    def run(req, mark_io)
-      if @fiber_per_request
-        Fiber.new(blocking: true) { @handler.handle(req, mark_io) }.resume
-      else
-        @handler.handle(req, mark_io)
       end
     end
 

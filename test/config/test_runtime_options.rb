@@ -28,7 +28,7 @@ class TestRuntimeOptions < Minitest::Test
   def test_lowlevel_error_handler_answers_app_errors_and_parser_rejections
     with_config(<<~RUBY) do |config|
       lowlevel_error_handler do |err, env, status|
-        [status, { "content-type" => "text/plain" }, ["handled \#{status} \#{err.class.name.split('::').last}"]]
+        [status, { "content-type" => "text/plain" }, ["handled \#{status} \#{err.class.name.split('::').last}\#{' (nil in env)' if env.value?(nil)}"]]
       end
     RUBY
       server = ServerProcess.new("-C", config, File.join(FIXTURES, "boom.ru")).start

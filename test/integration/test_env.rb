@@ -27,6 +27,15 @@ class TestEnv < Minitest::Test
     assert_equal "HTTP/1.1", env["SERVER_PROTOCOL"]
   end
 
+  # The env starts as a copy of a template with an empty slot for each key
+  # every request gets (Handler::SLOTS): none may stay empty.
+  def test_no_key_is_left_nil
+    assert_equal [], env_for("/env", host: nil, version: "1.0")["nil_keys"]
+    env = env_for("/env/x?y=1", host: "example.com")
+    assert_equal [], env["nil_keys"]
+    assert_operator env["keys"].size, :>, 20
+  end
+
   def test_query_string_defaults_to_empty
     env = env_for("/env")
     assert_equal "", env["QUERY_STRING"]
