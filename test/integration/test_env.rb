@@ -105,6 +105,20 @@ class TestEnv < Minitest::Test
     assert_equal "close", env["HTTP_CONNECTION"]
   end
 
+  # More headers than the native side gathers for one bulk insert (24
+  # entries with the CGI keys): every one arrives, in a single env.
+  def test_many_headers_all_arrive
+    headers = (1..60).map { |i| "X-Many-#{i}: v#{i}\r\n" }.join
+    sock = connect
+    res = RawHTTP.request(sock, "GET /env?q=1 HTTP/1.1\r\nHost: example.com:81\r\n#{headers}Connection: close\r\n\r\n")
+    assert_equal 200, res.status
+    env = json(res)
+    (1..60).each { |i| assert_equal "v#{i}", env["HTTP_X_MANY_#{i}"], "HTTP_X_MANY_#{i}" }
+    assert_equal "example.com", env["SERVER_NAME"]
+    assert_equal "81", env["SERVER_PORT"]
+    assert_equal "q=1", env["QUERY_STRING"]
+  end
+
   def test_rack_keys
     env = env_for
     assert_equal Rack::VERSION, env["rack.version"]

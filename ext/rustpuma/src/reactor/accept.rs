@@ -55,7 +55,7 @@ impl Reactor {
                     }
                     entry.insert(Slot::Waiting {
                         client,
-                        deadline: far_future(),
+                        deadline: far_future(self.now),
                     });
                     let held = self
                         .clients

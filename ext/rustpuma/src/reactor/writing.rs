@@ -1,8 +1,6 @@
 //! Writing the responses the pool handed back (see [`crate::outgoing`]),
 //! then keeping or closing the connection.
 
-use std::time::Instant;
-
 use mio::{Interest, Token};
 
 use super::{far_future, Reactor, Slot};
@@ -30,7 +28,7 @@ impl Reactor {
         let before = out.sent();
         // A deadline further off than the write timeout is none: a stream
         // was waiting for its producer, and the clock starts now.
-        let unset = *deadline > Instant::now() + self.timeouts.write;
+        let unset = *deadline > self.now + self.timeouts.write;
         let flow = out.write_to(&mut client.stream);
         // The first byte is out and more are to come: the write phase began.
         if matches!(flow, Ok(Flow::Waiting | Flow::SocketFull)) && out.sent() > 0 {
@@ -40,7 +38,7 @@ impl Reactor {
             Ok(Flow::Waiting) => {
                 // The app is producing: no write timeout while the client
                 // has nothing to read.
-                *deadline = far_future();
+                *deadline = far_future(self.now);
             }
             Ok(Flow::SocketFull) => {
                 let progressed = out.sent() > before || !out.waited || unset;
@@ -84,7 +82,7 @@ impl Reactor {
                 client.reset_for_next_request();
                 self.clients[key] = Slot::Waiting {
                     client,
-                    deadline: far_future(),
+                    deadline: far_future(self.now),
                 };
                 self.set_deadline(key, self.timeouts.persistent);
                 self.on_readable(key);

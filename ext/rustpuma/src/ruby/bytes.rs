@@ -4,10 +4,10 @@
 //! Ruby-facing method is one, and no closure given to `gvl::without_gvl`
 //! may call these.
 //!
-//! Two places read a string in place instead, each with its own `SAFETY`
-//! note: a streamed body part is framed straight from it (`write_body`),
-//! and large response bodies are written from frozen heap strings
-//! (`request.rs`, `Piece::Pinned`).
+//! Three places read a string in place instead: response header names and
+//! values are framed straight from them ([`peek`]), and, each with its own
+//! `SAFETY` note, a streamed body part (`write_body`) and large response
+//! bodies written from frozen heap strings (`request.rs`, `Piece::Pinned`).
 
 use magnus::RString;
 
@@ -24,4 +24,19 @@ pub(crate) fn append(s: RString, out: &mut Vec<u8>) {
     // between the borrow and the end of the copy runs Ruby code or
     // allocates a Ruby object.
     out.extend_from_slice(unsafe { s.as_slice() });
+}
+
+/// Runs `f` on `s`'s bytes in place, without a copy. `f` must not run Ruby
+/// code nor allocate a Ruby object (it gets plain bytes, and the callers'
+/// closures only parse and copy them into Rust buffers).
+pub(crate) fn peek<R>(s: RString, f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: this thread holds the GVL (see the module note), and `f`,
+    // by its contract, runs no Ruby code and allocates no Ruby object, so
+    // the bytes stay where they are until it returns.
+    f(unsafe { s.as_slice() })
+}
+
+/// [`peek`] for two strings at once.
+pub(crate) fn peek_pair<R>(a: RString, b: RString, f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
+    peek(a, |a| peek(b, |b| f(a, b)))
 }

@@ -5,10 +5,13 @@
 //! allocates only its values. The Ruby side adds the entries that are Ruby
 //! objects (`rack.input`, `rack.hijack`, `rack.after_reply` …).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
+use magnus::rb_sys::FromRawValue;
 use magnus::value::Lazy;
-use magnus::{Error, RHash, RString, Ruby};
+use magnus::value::ReprValue;
+use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 
 use crate::http::parser::{BodyFraming, RequestHead, Version};
 
@@ -47,6 +50,68 @@ keys! {
     PEERCERT = "puma.peercert";
 }
 
+/// How many entries [`Entries`] gathers before one `rb_hash_bulk_insert`.
+const BATCH: usize = 24;
+
+/// Env entries on their way in: gathered on this thread's stack, where the
+/// GC sees them (it scans the machine stack), and inserted in batches. One
+/// bulk insert grows the table once and costs one `rb_protect`, where an
+/// `aset` per entry cost one each and a rebuild of the table half-way.
+struct Entries {
+    env: RHash,
+    pairs: [Value; 2 * BATCH],
+    len: usize,
+}
+
+impl Entries {
+    fn new(ruby: &Ruby, env: RHash) -> Self {
+        Entries {
+            env,
+            pairs: [ruby.qnil().as_value(); 2 * BATCH],
+            len: 0,
+        }
+    }
+
+    fn add(&mut self, key: RString, value: impl IntoValue) -> Result<(), Error> {
+        if self.len == self.pairs.len() {
+            self.flush()?;
+        }
+        // `key` is a frozen String, which the hash keeps as it is (as
+        // `aset` would).
+        let ruby = Ruby::get_with(self.env);
+        self.pairs[self.len] = key.as_value();
+        self.pairs[self.len + 1] = value.into_value_with(&ruby);
+        self.len += 2;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.len > 0 {
+            self.env.bulk_insert(&self.pairs[..self.len])?;
+            self.len = 0;
+        }
+        Ok(())
+    }
+}
+
+/// An env key for a header name, as a frozen interned String: found in
+/// Ruby's table of interned strings without allocating one first.
+#[allow(unsafe_code)]
+fn interned(ruby: &Ruby, key: &str) -> RString {
+    // SAFETY: called with the GVL (a `&Ruby` exists only on a Ruby thread
+    // that holds it); Ruby copies the bytes when it has to create the
+    // string, and the pointer and length describe `key` for the call. The
+    // result is a String (checked anyway, not assumed).
+    let value = unsafe {
+        Value::from_raw(rb_sys::rb_enc_interned_str(
+            key.as_ptr() as *const std::os::raw::c_char,
+            key.len() as std::os::raw::c_long,
+            rb_sys::rb_utf8_encoding(),
+        ))
+    };
+    RString::from_value(value).unwrap_or_else(|| ruby.str_new(key).to_interned_str())
+}
+
 /// Adds the request's CGI variables and `HTTP_*` headers to `env`. `tls` is
 /// `Some(client certificate)` on an `ssl://` connection.
 pub(crate) fn fill(
@@ -57,33 +122,35 @@ pub(crate) fn fill(
     body_len: u64,
     tls: Option<Option<String>>,
 ) -> Result<(), Error> {
+    // Kept on the stack (see `Entries`): never boxed or moved to the heap.
+    let mut entries = Entries::new(ruby, env);
     let method = match head.method.as_str() {
         "GET" => ruby.get_inner(&GET),
         "POST" => ruby.get_inner(&POST),
         "HEAD" => ruby.get_inner(&HEAD),
         other => ruby.str_new(other),
     };
-    env.aset(ruby.get_inner(&REQUEST_METHOD), method)?;
+    entries.add(ruby.get_inner(&REQUEST_METHOD), method)?;
     // Like Puma, the fragment (never sent by browsers) is not part of REQUEST_URI.
     let uri = head.target.split('#').next().unwrap_or_default();
-    env.aset(ruby.get_inner(&REQUEST_URI), ruby.str_new(uri))?;
-    env.aset(ruby.get_inner(&REQUEST_PATH), ruby.str_new(&head.path))?;
-    env.aset(ruby.get_inner(&PATH_INFO), ruby.str_new(&head.path))?;
-    env.aset(ruby.get_inner(&QUERY_STRING), ruby.str_new(&head.query))?;
+    entries.add(ruby.get_inner(&REQUEST_URI), ruby.str_new(uri))?;
+    entries.add(ruby.get_inner(&REQUEST_PATH), ruby.str_new(&head.path))?;
+    entries.add(ruby.get_inner(&PATH_INFO), ruby.str_new(&head.path))?;
+    entries.add(ruby.get_inner(&QUERY_STRING), ruby.str_new(&head.query))?;
     let protocol = match head.version {
         Version::Http10 => ruby.get_inner(&HTTP_1_0),
         Version::Http11 => ruby.get_inner(&HTTP_1_1),
     };
-    env.aset(ruby.get_inner(&SERVER_PROTOCOL), protocol)?;
-    env.aset(ruby.get_inner(&HTTP_VERSION), protocol)?;
-    env.aset(ruby.get_inner(&REMOTE_ADDR), ruby.str_new(remote_addr))?;
+    entries.add(ruby.get_inner(&SERVER_PROTOCOL), protocol)?;
+    entries.add(ruby.get_inner(&HTTP_VERSION), protocol)?;
+    entries.add(ruby.get_inner(&REMOTE_ADDR), ruby.str_new(remote_addr))?;
 
     let mut host = None;
     let mut https = tls.is_some();
     if let Some(peer_cert) = tls {
-        env.aset(ruby.get_inner(&HTTPS_KEY), ruby.get_inner(&ON))?;
+        entries.add(ruby.get_inner(&HTTPS_KEY), ruby.get_inner(&ON))?;
         if let Some(pem) = peer_cert {
-            env.aset(ruby.get_inner(&PEERCERT), ruby.str_new(&pem))?;
+            entries.add(ruby.get_inner(&PEERCERT), ruby.str_new(&pem))?;
         }
     }
     for (key, value) in merged_headers(head) {
@@ -101,39 +168,43 @@ pub(crate) fn fill(
         let key = match key.as_str() {
             "CONTENT_TYPE" => ruby.get_inner(&CONTENT_TYPE),
             "CONTENT_LENGTH" => ruby.get_inner(&CONTENT_LENGTH),
-            _ => ruby.str_new(&key).to_interned_str(),
+            _ => interned(ruby, &key),
         };
-        env.aset(key, ruby.str_from_slice(&value))?;
+        entries.add(key, ruby.str_from_slice(&value))?;
     }
     if head.framing == BodyFraming::Chunked {
         // The app sees a body of known length, as in Puma.
-        env.aset(
+        entries.add(
             ruby.get_inner(&CONTENT_LENGTH),
             ruby.str_new(&body_len.to_string()),
         )?;
     }
 
-    env.aset(
+    entries.add(
         ruby.get_inner(&URL_SCHEME),
         ruby.get_inner(if https { &HTTPS } else { &HTTP }),
     )?;
     let default_port = if https { &PORT_443 } else { &PORT_80 };
     match host.as_deref().map(split_host) {
         Some((name, Some(port))) => {
-            env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
-            env.aset(ruby.get_inner(&SERVER_PORT), ruby.str_from_slice(port))?;
+            entries.add(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
+            entries.add(ruby.get_inner(&SERVER_PORT), ruby.str_from_slice(port))?;
         }
         Some((name, None)) => {
-            env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
-            env.aset(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
+            entries.add(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
+            entries.add(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
         }
         None => {
-            env.aset(ruby.get_inner(&SERVER_NAME), ruby.get_inner(&LOCALHOST))?;
-            env.aset(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
+            entries.add(ruby.get_inner(&SERVER_NAME), ruby.get_inner(&LOCALHOST))?;
+            entries.add(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
         }
     }
-    Ok(())
+    entries.flush()
 }
+
+/// An env key and its value: borrowed from the head unless repeated
+/// headers were joined.
+pub(crate) type EnvHeader<'a> = (String, Cow<'a, [u8]>);
 
 /// Env keys of underscored names that must stay as they are: renamed, they
 /// would pose as the framing headers the server has already acted on.
@@ -157,19 +228,19 @@ const SCAN_LIMIT: usize = 16;
 /// headers from the env cannot be made to forward framing the server ignored.
 ///
 /// Linear in the number of headers (a hash map beyond [`SCAN_LIMIT`]).
-pub(crate) fn merged_headers(head: &RequestHead) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn merged_headers(head: &RequestHead) -> Vec<EnvHeader<'_>> {
     merge_counting(head).0
 }
 
 /// [`merged_headers`], and how many keys its lookups compared (so a test
 /// can tell linear work from quadratic; the answer alone cannot).
-fn merge_counting(head: &RequestHead) -> (Vec<(String, Vec<u8>)>, usize) {
+fn merge_counting(head: &RequestHead) -> (Vec<EnvHeader<'_>>, usize) {
     let chunked = head.framing == BodyFraming::Chunked;
     let n = head.headers.len();
-    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
+    let mut out: Vec<EnvHeader<'_>> = Vec::with_capacity(n);
     let mut index: HashMap<String, usize> = HashMap::new();
     let compared = std::cell::Cell::new(0usize);
-    let find = |out: &[(String, Vec<u8>)], index: &HashMap<String, usize>, key: &str| {
+    let find = |out: &[EnvHeader<'_>], index: &HashMap<String, usize>, key: &str| {
         if n > SCAN_LIMIT {
             compared.set(compared.get() + 1);
             index.get(key).copied()
@@ -187,15 +258,16 @@ fn merge_counting(head: &RequestHead) -> (Vec<(String, Vec<u8>)>, usize) {
         }
         match find(&out, &index, &key) {
             Some(i) => {
-                out[i].1.extend_from_slice(b", ");
-                out[i].1.extend_from_slice(&header.value);
+                let joined = out[i].1.to_mut();
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(&header.value);
             }
             None => {
                 underscored |= key.contains(',');
                 if n > SCAN_LIMIT {
                     index.insert(key.clone(), out.len());
                 }
-                out.push((key, header.value.clone()));
+                out.push((key, Cow::Borrowed(&header.value)));
             }
         }
     }
@@ -286,6 +358,13 @@ mod tests {
         }
     }
 
+    fn owned(h: &RequestHead) -> Vec<(String, Vec<u8>)> {
+        merged_headers(h)
+            .into_iter()
+            .map(|(k, v)| (k, v.into_owned()))
+            .collect()
+    }
+
     #[test]
     fn host_splits_name_and_port_keeping_ipv6_brackets() {
         assert_eq!(
@@ -304,7 +383,7 @@ mod tests {
     fn repeated_headers_are_joined() {
         let h = head(&[("Accept", "a"), ("accept", "b")], BodyFraming::Empty);
         assert_eq!(
-            merged_headers(&h),
+            owned(&h),
             vec![("HTTP_ACCEPT".to_string(), b"a, b".to_vec())]
         );
     }
@@ -316,7 +395,7 @@ mod tests {
             BodyFraming::Empty,
         );
         assert_eq!(
-            merged_headers(&h),
+            owned(&h),
             vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]
         );
         let h = head(
@@ -324,7 +403,7 @@ mod tests {
             BodyFraming::Empty,
         );
         assert_eq!(
-            merged_headers(&h),
+            owned(&h),
             vec![("HTTP_X_FORWARDED_FOR".to_string(), b"1.2.3.4".to_vec())]
         );
     }
@@ -335,16 +414,13 @@ mod tests {
             &[("Transfer-Encoding", "chunked"), ("Host", "x")],
             BodyFraming::Chunked,
         );
-        assert_eq!(
-            merged_headers(&h),
-            vec![("HTTP_HOST".to_string(), b"x".to_vec())]
-        );
+        assert_eq!(owned(&h), vec![("HTTP_HOST".to_string(), b"x".to_vec())]);
     }
 
     fn keys(headers: &[(&str, &str)], framing: BodyFraming) -> Vec<(String, String)> {
         merged_headers(&head(headers, framing))
             .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .map(|(k, v)| (k, String::from_utf8(v.into_owned()).unwrap()))
             .collect()
     }
 

@@ -51,6 +51,9 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 /// (`pins.rs`) instead of copying them: an 8 MB copy per response cost more
 /// than the write.
 const ZERO_COPY_MIN: usize = 256 * 1024;
+/// Bodies up to this size get room in the head's buffer, which they then
+/// join (one buffer for a small response, no second allocation).
+const HEAD_ROOM: u64 = 1024;
 
 /// How `respond` frames what follows the head (`Const::RESPOND_*` in Ruby).
 const MODE_NORMAL: u8 = 0;
@@ -348,35 +351,47 @@ impl Request {
             }
             state.close_after
         };
-        let mut bytes = Vec::with_capacity(256);
+        let room = known_len.filter(|&n| n <= HEAD_ROOM).unwrap_or(0) as usize;
+        let mut bytes = Vec::with_capacity(256 + room);
         push_status_line(&mut bytes, version, status);
 
         let mut app_length: Option<u64> = None;
         let mut lengths = 0;
         let mut app_te: Option<Vec<u8>> = None;
         let mut app_connection: Option<(Vec<u8>, Vec<u8>)> = None;
-        headers.foreach(|key: Value, value: Value| {
-            let name = RString::try_convert(key)?;
-            let name = bytes::copy(name);
-            let value = header_value(value)?;
-            if name.eq_ignore_ascii_case(b"connection") {
-                app_connection = Some((name, value));
-            } else if name.eq_ignore_ascii_case(b"content-length") {
-                // Two spellings of the key are two values: use neither.
-                lengths += 1;
-                app_length = if lengths == 1 {
-                    parse_content_length(&value)
+        {
+            let mut take = |name: &[u8], value: &[u8]| {
+                if name.eq_ignore_ascii_case(b"connection") {
+                    app_connection = Some((name.to_vec(), value.to_vec()));
+                } else if name.eq_ignore_ascii_case(b"content-length") {
+                    // Two spellings of the key are two values: use neither.
+                    lengths += 1;
+                    app_length = if lengths == 1 {
+                        parse_content_length(value)
+                    } else {
+                        None
+                    };
                 } else {
-                    None
-                };
-            } else {
-                if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                    app_te = Some(value.clone());
+                    if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                        app_te = Some(value.to_vec());
+                    }
+                    push_header(&mut bytes, name, value);
                 }
-                push_header(&mut bytes, &name, &value);
-            }
-            Ok(ForEach::Continue)
-        })?;
+            };
+            // Strings are read in place; other values are converted first
+            // (that runs Ruby code, so before any bytes are borrowed).
+            headers.foreach(|key: Value, value: Value| {
+                let name = RString::try_convert(key)?;
+                match RString::from_value(value) {
+                    Some(value) => bytes::peek_pair(name, value, &mut take),
+                    None => {
+                        let value = header_value(value)?;
+                        bytes::peek(name, |name| take(name, &value));
+                    }
+                }
+                Ok(ForEach::Continue)
+            })?;
+        }
 
         let app_close = app_connection
             .as_ref()
@@ -534,7 +549,9 @@ impl Request {
         head.end(keep_alive);
         match pieces.first_mut() {
             Some(Piece::Owned(first)) if head.bytes.len() + first.len() <= COALESCE_LIMIT => {
-                first.splice(0..0, head.bytes.drain(..));
+                // Into the head's buffer, which has room for a small body.
+                head.bytes.extend_from_slice(first);
+                *first = std::mem::take(&mut head.bytes);
             }
             _ => pieces.insert(0, Piece::Owned(std::mem::take(&mut head.bytes))),
         }
