@@ -14,6 +14,7 @@
 //! loop, the slots and the reading side.
 
 mod accept;
+mod returns;
 mod tunnels;
 mod waker;
 mod writing;
@@ -23,7 +24,6 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ord
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
@@ -39,6 +39,7 @@ use crate::queue::{Producer, STALL};
 use crate::socket::Listener;
 use crate::timers::Sweep;
 use crate::tunnel::Tunnel;
+use returns::Returns;
 use waker::Waker;
 
 const WAKER: Token = Token(usize::MAX);
@@ -89,7 +90,7 @@ pub(crate) enum Returned {
 pub(crate) struct Shared {
     pub registry: Owned<Registry>,
     waker: Waker,
-    returns: Sender<Returned>,
+    returns: Returns,
     command: AtomicU8,
     pub requests_count: AtomicU64,
     /// Most requests waiting for a pool thread, and most connections the
@@ -122,7 +123,7 @@ impl Shared {
     /// CPU, and were each writing the eventfd again (0.8 writes a request
     /// on hello world, where the reactor sleeps once in 20 requests).
     pub(crate) fn give_back(&self, returned: Returned) {
-        if self.returns.send(returned).is_err() {
+        if !self.returns.push(returned) {
             return;
         }
         // Pairs with the fence in `Reactor::run`: either we see the flag, or
@@ -221,7 +222,8 @@ pub(crate) struct Reactor {
     /// Items taken from `requests` when a possible stall was first seen,
     /// and when (see `watch_stall`).
     stall: Option<(usize, Instant)>,
-    returns: Receiver<Returned>,
+    /// The reactor's half of the swap in [`Returns::take`].
+    batch: Vec<Returned>,
     shared: Arc<Shared>,
     timeouts: Timeouts,
     limits: Limits,
@@ -262,11 +264,10 @@ impl Reactor {
             )?;
         }
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let (returns_tx, returns) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             registry: Owned::new(poll.registry().try_clone()?),
             waker,
-            returns: returns_tx,
+            returns: Returns::new(),
             command: AtomicU8::new(Command::Run as u8),
             requests_count: AtomicU64::new(0),
             backlog_max: AtomicUsize::new(0),
@@ -288,7 +289,7 @@ impl Reactor {
             tunnel_slots: 0,
             requests,
             stall: None,
-            returns,
+            batch: Vec::new(),
             shared: shared.clone(),
             timeouts,
             limits: config.limits.clone(),
@@ -328,7 +329,7 @@ impl Reactor {
             // connection is seen here (both sides use SeqCst).
             self.shared.reactor_asleep.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let timeout = if self.returns.is_empty() && self.ready.is_empty() {
+            let timeout = if self.shared.returns.is_empty() && self.ready.is_empty() {
                 match (self.next_timeout(), stall_check) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -549,13 +550,27 @@ impl Reactor {
     }
 
     fn take_returns(&mut self) {
-        while let Ok(returned) = self.returns.try_recv() {
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            self.shared.returns.take(&mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            for returned in batch.drain(..) {
+                self.take_return(returned);
+            }
+        }
+        self.batch = batch;
+    }
+
+    fn take_return(&mut self, returned: Returned) {
+        {
             match returned {
                 Returned::KeepAlive(Handoff { token, mut client }) => {
                     self.busy = self.busy.saturating_sub(1);
                     if self.shared.stopping() {
                         self.clients.remove(token.0);
-                        continue;
+                        return;
                     }
                     if let Some(slot) = self.clients.get_mut(token.0) {
                         if matches!(slot, Slot::Busy { readable: true }) {
@@ -698,6 +713,14 @@ impl Reactor {
 
     fn close(&mut self, key: usize) {
         drop(self.remove(key));
+    }
+}
+
+impl Drop for Reactor {
+    /// Connections handed back from now on have nobody to take them: they
+    /// are dropped (closed) at once, as a send on a closed channel was.
+    fn drop(&mut self) {
+        self.shared.returns.close();
     }
 }
 

@@ -48,6 +48,7 @@ keys! {
     HTTPS_KEY = "HTTPS";
     ON = "on";
     PEERCERT = "puma.peercert";
+    EMPTY = "";
 }
 
 /// How many entries [`Entries`] gathers before one `rb_hash_bulk_insert`.
@@ -94,10 +95,10 @@ impl Entries {
     }
 }
 
-/// An env key for a header name, as a frozen interned String: found in
-/// Ruby's table of interned strings without allocating one first.
-#[allow(unsafe_code)]
-fn interned(ruby: &Ruby, key: &str) -> RString {
+/// A frozen interned String (UTF-8) of `key`: found in Ruby's table of
+/// interned strings without allocating one first. For env keys, and for
+/// values that repeat across requests (the client's address, the port).
+fn interned(ruby: &Ruby, key: &[u8]) -> RString {
     // SAFETY: called with the GVL (a `&Ruby` exists only on a Ruby thread
     // that holds it); Ruby copies the bytes when it has to create the
     // string, and the pointer and length describe `key` for the call. The
@@ -109,7 +110,7 @@ fn interned(ruby: &Ruby, key: &str) -> RString {
             rb_sys::rb_utf8_encoding(),
         ))
     };
-    RString::from_value(value).unwrap_or_else(|| ruby.str_new(key).to_interned_str())
+    RString::from_value(value).unwrap_or_else(|| ruby.str_from_slice(key).to_interned_str())
 }
 
 /// Adds the request's CGI variables and `HTTP_*` headers to `env`. `tls` is
@@ -134,16 +135,28 @@ pub(crate) fn fill(
     // Like Puma, the fragment (never sent by browsers) is not part of REQUEST_URI.
     let uri = head.target.split('#').next().unwrap_or_default();
     entries.add(ruby.get_inner(&REQUEST_URI), ruby.str_new(uri))?;
-    entries.add(ruby.get_inner(&REQUEST_PATH), ruby.str_new(&head.path))?;
-    entries.add(ruby.get_inner(&PATH_INFO), ruby.str_new(&head.path))?;
-    entries.add(ruby.get_inner(&QUERY_STRING), ruby.str_new(&head.query))?;
+    // One String for both, as Puma (`PATH_INFO = REQUEST_PATH.to_s`).
+    let path = ruby.str_new(&head.path);
+    entries.add(ruby.get_inner(&REQUEST_PATH), path)?;
+    entries.add(ruby.get_inner(&PATH_INFO), path)?;
+    // No query: Puma's frozen "" too.
+    let query = if head.query.is_empty() {
+        ruby.get_inner(&EMPTY)
+    } else {
+        ruby.str_new(&head.query)
+    };
+    entries.add(ruby.get_inner(&QUERY_STRING), query)?;
     let protocol = match head.version {
         Version::Http10 => ruby.get_inner(&HTTP_1_0),
         Version::Http11 => ruby.get_inner(&HTTP_1_1),
     };
     entries.add(ruby.get_inner(&SERVER_PROTOCOL), protocol)?;
     entries.add(ruby.get_inner(&HTTP_VERSION), protocol)?;
-    entries.add(ruby.get_inner(&REMOTE_ADDR), ruby.str_new(remote_addr))?;
+    // Frozen and interned: one String per address, not one per request.
+    entries.add(
+        ruby.get_inner(&REMOTE_ADDR),
+        interned(ruby, remote_addr.as_bytes()),
+    )?;
 
     let mut host = None;
     let mut https = tls.is_some();
@@ -168,7 +181,7 @@ pub(crate) fn fill(
         let key = match key.as_str() {
             "CONTENT_TYPE" => ruby.get_inner(&CONTENT_TYPE),
             "CONTENT_LENGTH" => ruby.get_inner(&CONTENT_LENGTH),
-            _ => interned(ruby, &key),
+            _ => interned(ruby, key.as_bytes()),
         };
         entries.add(key, ruby.str_from_slice(&value))?;
     }
@@ -188,7 +201,8 @@ pub(crate) fn fill(
     match host.as_deref().map(split_host) {
         Some((name, Some(port))) => {
             entries.add(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
-            entries.add(ruby.get_inner(&SERVER_PORT), ruby.str_from_slice(port))?;
+            // Frozen, as the default ports are.
+            entries.add(ruby.get_inner(&SERVER_PORT), interned(ruby, port))?;
         }
         Some((name, None)) => {
             entries.add(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
