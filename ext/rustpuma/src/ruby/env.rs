@@ -54,10 +54,12 @@ keys! {
 /// How many entries [`Entries`] gathers before one `rb_hash_bulk_insert`.
 const BATCH: usize = 24;
 
-/// Env entries on their way in: gathered on this thread's stack, where the
-/// GC sees them (it scans the machine stack), and inserted in batches. One
-/// bulk insert grows the table once and costs one `rb_protect`, where an
-/// `aset` per entry cost one each and a rebuild of the table half-way.
+/// Header entries on their way into the env: gathered on this thread's
+/// stack, where the GC sees them (it scans the machine stack), and inserted
+/// in batches. One bulk insert grows the table once and costs one
+/// `rb_protect`, where an `aset` per entry cost one each. Only for keys the
+/// env lacks: a bulk insert makes room for all its entries first, which
+/// would grow the table for keys the template already has a slot for.
 struct Entries {
     env: RHash,
     pairs: [Value; 2 * BATCH],
@@ -123,37 +125,35 @@ pub(crate) fn fill(
     body_len: u64,
     tls: Option<Option<String>>,
 ) -> Result<(), Error> {
-    // Kept on the stack (see `Entries`): never boxed or moved to the heap.
-    let mut entries = Entries::new(ruby, env);
     let method = match head.method.as_str() {
         "GET" => ruby.get_inner(&GET),
         "POST" => ruby.get_inner(&POST),
         "HEAD" => ruby.get_inner(&HEAD),
         other => ruby.str_new(other),
     };
-    entries.add(ruby.get_inner(&REQUEST_METHOD), method)?;
+    env.aset(ruby.get_inner(&REQUEST_METHOD), method)?;
     // Like Puma, the fragment (never sent by browsers) is not part of REQUEST_URI.
     let uri = head.target.split('#').next().unwrap_or_default();
-    entries.add(ruby.get_inner(&REQUEST_URI), ruby.str_new(uri))?;
+    env.aset(ruby.get_inner(&REQUEST_URI), ruby.str_new(uri))?;
     // One String for both, as Puma (`PATH_INFO = REQUEST_PATH.to_s`).
     let path = ruby.str_new(&head.path);
-    entries.add(ruby.get_inner(&REQUEST_PATH), path)?;
-    entries.add(ruby.get_inner(&PATH_INFO), path)?;
+    env.aset(ruby.get_inner(&REQUEST_PATH), path)?;
+    env.aset(ruby.get_inner(&PATH_INFO), path)?;
     // No query: Puma's frozen "" too.
     let query = if head.query.is_empty() {
         ruby.get_inner(&EMPTY)
     } else {
         ruby.str_new(&head.query)
     };
-    entries.add(ruby.get_inner(&QUERY_STRING), query)?;
+    env.aset(ruby.get_inner(&QUERY_STRING), query)?;
     let protocol = match head.version {
         Version::Http10 => ruby.get_inner(&HTTP_1_0),
         Version::Http11 => ruby.get_inner(&HTTP_1_1),
     };
-    entries.add(ruby.get_inner(&SERVER_PROTOCOL), protocol)?;
-    entries.add(ruby.get_inner(&HTTP_VERSION), protocol)?;
+    env.aset(ruby.get_inner(&SERVER_PROTOCOL), protocol)?;
+    env.aset(ruby.get_inner(&HTTP_VERSION), protocol)?;
     // Frozen and interned: one String per address, not one per request.
-    entries.add(
+    env.aset(
         ruby.get_inner(&REMOTE_ADDR),
         interned(ruby, remote_addr.as_bytes()),
     )?;
@@ -161,11 +161,15 @@ pub(crate) fn fill(
     let mut host = None;
     let mut https = tls.is_some();
     if let Some(peer_cert) = tls {
-        entries.add(ruby.get_inner(&HTTPS_KEY), ruby.get_inner(&ON))?;
+        env.aset(ruby.get_inner(&HTTPS_KEY), ruby.get_inner(&ON))?;
         if let Some(pem) = peer_cert {
-            entries.add(ruby.get_inner(&PEERCERT), ruby.str_new(&pem))?;
+            env.aset(ruby.get_inner(&PEERCERT), ruby.str_new(&pem))?;
         }
     }
+    // The CGI entries above replace the env template's empty slots
+    // (`Handler::SLOTS`); headers are new keys, inserted in bulk. Kept on
+    // the stack (see `Entries`): never boxed or moved to the heap.
+    let mut entries = Entries::new(ruby, env);
     for (key, value) in merged_headers(head) {
         match key.as_str() {
             "HTTP_HOST" => host = Some(value.clone()),
@@ -185,35 +189,36 @@ pub(crate) fn fill(
         };
         entries.add(key, ruby.str_from_slice(&value))?;
     }
+    entries.flush()?;
     if head.framing == BodyFraming::Chunked {
         // The app sees a body of known length, as in Puma.
-        entries.add(
+        env.aset(
             ruby.get_inner(&CONTENT_LENGTH),
             ruby.str_new(&body_len.to_string()),
         )?;
     }
 
-    entries.add(
+    env.aset(
         ruby.get_inner(&URL_SCHEME),
         ruby.get_inner(if https { &HTTPS } else { &HTTP }),
     )?;
     let default_port = if https { &PORT_443 } else { &PORT_80 };
     match host.as_deref().map(split_host) {
         Some((name, Some(port))) => {
-            entries.add(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
+            env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
             // Frozen, as the default ports are.
-            entries.add(ruby.get_inner(&SERVER_PORT), interned(ruby, port))?;
+            env.aset(ruby.get_inner(&SERVER_PORT), interned(ruby, port))?;
         }
         Some((name, None)) => {
-            entries.add(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
-            entries.add(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
+            env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_from_slice(name))?;
+            env.aset(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
         }
         None => {
-            entries.add(ruby.get_inner(&SERVER_NAME), ruby.get_inner(&LOCALHOST))?;
-            entries.add(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
+            env.aset(ruby.get_inner(&SERVER_NAME), ruby.get_inner(&LOCALHOST))?;
+            env.aset(ruby.get_inner(&SERVER_PORT), ruby.get_inner(default_port))?;
         }
     }
-    entries.flush()
+    Ok(())
 }
 
 /// An env key and its value: borrowed from the head unless repeated
