@@ -97,11 +97,15 @@ module Rustpuma
       start_trimmer
     end
 
-    # Gives back one idle thread above min (Puma's trim).
+    # Gives back one idle thread above min (Puma's trim), but never the
+    # last waiting one: Puma starts a thread when a request is queued, this
+    # pool only when a thread takes one and leaves nobody waiting. With
+    # nobody waiting, new requests would queue behind the busy threads, and
+    # with no thread left (min 0, the default) go unanswered for good.
     def trim
       @lock.synchronize do
         waiting = @workers.select { |w| w.state == WAITING }
-        if waiting.size > @trim_requested && @workers.size - @trim_requested > @min
+        if waiting.size - @trim_requested > 1 && @workers.size - @trim_requested > @min
           @trim_requested += 1
           # next_request returns false; the thread sees the request.
           waiting.first.thread.wakeup
@@ -214,7 +218,7 @@ module Rustpuma
           end
           went_idle(worker) if @out_of_band
           break if worker.io && !rejoin_after_io(worker)
-        elsif req.nil? || leave_for_trim? # false: interrupted; Ruby has handled it
+        elsif req.nil? || leave_for_trim?(worker) # false: interrupted; Ruby has handled it
           break
         end
       end
@@ -234,12 +238,21 @@ module Rustpuma
       @thread_hook&.call(:out_of_band) if idle && @native.backlog.zero?
     end
 
-    # A trim asked a waiting thread to leave (it woke this one).
-    def leave_for_trim?
+    # A trim asked a waiting thread to leave (it woke this one). It stays
+    # if no other thread is waiting by now (see #trim); one that took a
+    # request meanwhile either is seen busy here, or sees this one not
+    # waiting any more and grows the pool.
+    def leave_for_trim?(worker)
       @lock.synchronize do
         next false unless @trim_requested.positive?
 
         @trim_requested -= 1
+        next false unless @workers.any? { |w| !w.equal?(worker) && w.state == WAITING }
+
+        # Gone from the counts now, so that such a thread finds room.
+        @workers.delete(worker)
+        @room = can_spawn?
+        worker.state = nil
         true
       end
     end

@@ -67,6 +67,43 @@ class TestThreadPool < Minitest::Test
     server&.stop
   end
 
+  # This pool grows when a thread takes a request and leaves nobody waiting
+  # (Puma's grows when a request is queued), so a trim must leave a thread
+  # waiting: trimming the spare while the other thread was busy left new
+  # requests queued behind it, and with MIN 0 (the default) the last idle
+  # thread went too, after which nothing was ever answered.
+  def test_a_trim_leaves_a_thread_waiting
+    config = File.join(Dir.mktmpdir("rustpuma-trim"), "trim.rb")
+    File.write(config, "inject { @options[:auto_trim_time] = 0.1 }\nbefore_thread_exit { puts 'thread exit' }\n")
+    server = ServerProcess.new("-t", "0:2", "-C", config, APP).start
+    blocked = server.connect
+    blocked.write("GET /block?0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    server.wait_for_output("blocked 0")
+    answered_across_trims(server) # by the spare, never trimmed
+    RawHTTP.get(server.host, server.port, "/release")
+    assert_equal "released", RawHTTP.read_response(blocked).body
+    server.wait_for_output("thread exit") # both idle: one is given back
+    answered_across_trims(server) # never by none
+  ensure
+    blocked&.close
+    server&.stop
+  end
+
+  # A few requests, each after the pool sat idle for more than two trim
+  # periods (0.1 s), as the trimmer must see it: each is answered.
+  def answered_across_trims(server)
+    socket = nil
+    3.times do
+      sleep 0.25 # idle: the trimmer runs twice meanwhile
+      socket = server.connect
+      response = RawHTTP.request(socket, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: 3)
+      assert_equal "hi", response.body
+      socket.close
+    end
+  ensure
+    socket&.close
+  end
+
   # A request queued while a thread serves wakes nobody (that thread takes
   # it when done, see queue.rs); when the serving thread is blocked in the
   # app instead, the reactor sees the queue stall and wakes an idle thread.
