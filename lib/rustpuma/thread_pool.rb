@@ -44,6 +44,10 @@ module Rustpuma
       # Changed under @lock; the request loop reads them without it.
       @workers = []
       @room = true # can_spawn?, kept up to date under @lock
+      # Threads serving a request, changed by each of them without a lock
+      # (`+= 1` on an Integer runs whole under the GVL): lets give_way skip
+      # looking at the others when there are none.
+      @serving = 0
       @trim_requested = 0
       @spawned_total = 0
       @lock = Mutex.new
@@ -205,6 +209,7 @@ module Rustpuma
         req = @native.next_request
         if req
           worker.state = BUSY
+          @serving += 1
           grow if @room && @workers.none? { |w| w.state == WAITING }
           begin
             # (Inline, not a method: one call less per request.)
@@ -215,9 +220,13 @@ module Rustpuma
             end
           rescue StandardError => e
             @log_writer.unknown_error(e, "thread pool")
+          ensure
+            @serving -= 1
           end
           went_idle(worker) if @out_of_band
           break if worker.io && !rejoin_after_io(worker)
+
+          give_way(worker) if @serving.positive?
         elsif req.nil? || leave_for_trim?(worker) # false: interrupted; Ruby has handled it
           break
         end
@@ -236,6 +245,21 @@ module Rustpuma
         count(BUSY).zero?
       end
       @thread_hook&.call(:out_of_band) if idle && @native.backlog.zero?
+    end
+
+    # Lets a pool thread that Ruby's timer stopped mid-request finish before
+    # this one takes the next queued request with the GVL still held. Ruby
+    # 3.1 hands the GVL over only when its holder blocks or after a 100 ms
+    # time slice, so that request would wait whole slices while this thread
+    # served dozens (docs/performance.md, "Rails p99"). Runnable (not
+    # `stop?`) tells such a thread from one sleeping or blocked in I/O,
+    # which has no use for the GVL. With nothing queued, parking releases
+    # the GVL anyway.
+    def give_way(worker)
+      worker.state = nil # not BUSY while passing: nobody gives way to it
+      return unless @workers.any? { |w| w.state == BUSY && !w.thread.stop? } && @native.backlog.positive?
+
+      Thread.pass
     end
 
     # A trim asked a waiting thread to leave (it woke this one). It stays
