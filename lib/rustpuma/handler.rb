@@ -76,7 +76,7 @@ module Rustpuma
 
       adjust_env(env) if @adjust_env
       env[RACK_INPUT] = input = rack_input(input) if input
-      env[RACK_HIJACK] = hijack = Hijack.new(req, env)
+      env[RACK_HIJACK] = req
       env[AFTER_REPLY] = after_reply = []
       env[RESPONSE_FINISHED] = response_finished = []
       env[EARLY_HINTS] = EarlyHints.new(req) if @early_hints
@@ -85,7 +85,7 @@ module Rustpuma
       begin
         status, headers, body = @app.call(env)
         # A full hijack: the app owns the socket and writes what it likes.
-        return if hijack.taken
+        return if req.hijacked?
 
         sending = true
         send_response(req, env, response_status(status), headers, body)

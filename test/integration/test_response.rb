@@ -168,6 +168,13 @@ class TestResponse < Minitest::Test
     assert_equal "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nX-Hijack-Io: true\r\n\r\nfull hijacked", read_to_eof(sock)
   end
 
+  # A rack.hijack kept past its request (its env gone, a GC since) fails
+  # cleanly with an IOError.
+  def test_hijack_called_after_the_request_ended
+    assert_equal "kept", http("/keep_hijack").body
+    assert_equal "IOError: request already finished", http("/late_hijack").body
+  end
+
   def test_after_reply_runs_after_the_write
     res = http("/after_reply?token=#{token}")
     # The callback blocks until released: had it run before the write, this

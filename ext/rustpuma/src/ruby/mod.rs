@@ -62,6 +62,7 @@ mod entry {
         let request = native.define_class("Request", ruby.class_object())?;
         request.define_method("fill_env", method!(request::Request::fill_env, 1))?;
         request.define_method("rejection", method!(request::Request::rejection, 0))?;
+        request.define_method("hijack_env", method!(request::Request::hijack_env, 0))?;
         request.define_method("remote_addr", method!(request::Request::remote_addr, 0))?;
         request.define_method("request_line", method!(request::Request::request_line, 0))?;
         request.define_method("respond", method!(request::Request::respond, 4))?;

@@ -21,8 +21,11 @@ use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use magnus::value::ReprValue;
-use magnus::{r_hash::ForEach, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
+use magnus::gc::Marker;
+use magnus::value::{Opaque, ReprValue};
+use magnus::{
+    r_hash::ForEach, DataTypeFunctions, Error, RArray, RHash, RString, Ruby, TryConvert, Value,
+};
 
 use crate::body::Body;
 use crate::budget::Reservation;
@@ -117,8 +120,14 @@ impl Head {
     }
 }
 
-#[magnus::wrap(class = "Rustpuma::Native::Request", free_immediately, size)]
+#[derive(magnus::TypedData)]
+#[magnus(class = "Rustpuma::Native::Request", free_immediately, size, mark)]
 pub(crate) struct Request {
+    /// The env `fill_env` filled: the request is the app's `rack.hijack`
+    /// (its `call` is Ruby, in env_callables.rb), which sets
+    /// `rack.hijack_io` there. Marked for the GC (it is the app's env, also
+    /// held by the handler while the request runs).
+    env: Cell<Option<Opaque<RHash>>>,
     // ProcessLocal: a forked child neither uses nor drops them (fork.rs).
     handoff: ProcessLocal<RefCell<Option<Handoff>>>,
     state: RefCell<ResponseState>,
@@ -148,6 +157,14 @@ fn busy() -> Error {
     io_error("request is in use by another thread")
 }
 
+impl DataTypeFunctions for Request {
+    fn mark(&self, marker: &Marker) {
+        if let Some(env) = self.env.get() {
+            marker.mark(env);
+        }
+    }
+}
+
 impl Request {
     pub(crate) fn new(
         handoff: Handoff,
@@ -171,6 +188,7 @@ impl Request {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Request {
+            env: Cell::new(None),
             handoff: ProcessLocal::new(RefCell::new(Some(handoff))),
             state: RefCell::default(),
             shared: ProcessLocal::new(shared),
@@ -289,6 +307,7 @@ impl Request {
             }
             _ => ruby.qnil().as_value(),
         };
+        rb_self.env.set(Some(env.into()));
         // The app is called next.
         let mut timing = rb_self.timing.get();
         if timing.app_start.is_none() {
@@ -296,6 +315,14 @@ impl Request {
             rb_self.timing.set(timing);
         }
         Ok(input)
+    }
+
+    /// The env `fill_env` filled (for `rack.hijack`'s `call`).
+    pub(crate) fn hijack_env(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        match rb_self.env.get() {
+            Some(env) => Ok(ruby.get_inner(env)),
+            None => Err(io_error("request has no env")),
+        }
     }
 
     /// `[status, reason]` when the reactor rejected this request and Ruby's
