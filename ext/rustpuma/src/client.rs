@@ -12,6 +12,7 @@ use std::io;
 use crate::body::Body;
 use crate::http::parser::RequestHead;
 use crate::metrics::Timing;
+use crate::outgoing::Spare;
 use crate::reader::{Event, Reader};
 use crate::socket::Stream;
 
@@ -59,6 +60,8 @@ pub(crate) struct Client {
     /// would only return `WouldBlock`. Saves that read when a keep-alive
     /// connection comes back from the pool before its next request.
     drained: bool,
+    /// The last response's buffers, for the next one (see [`Spare`]).
+    pub spare: Spare,
 }
 
 impl Client {
@@ -72,6 +75,7 @@ impl Client {
             served: 0,
             timing: Timing::default(),
             drained: false,
+            spare: Spare::default(),
         }
     }
 

@@ -30,6 +30,36 @@ pub(crate) trait Lent: Send {
     fn counted(&self) -> bool;
 }
 
+/// A buffer larger than this is freed rather than kept with an idle
+/// connection as its [`Spare`].
+const SPARE_MAX: usize = 4096;
+
+/// The buffers of a response already written, kept with its connection
+/// (`Client::spare`) to build the next response there, on whichever pool
+/// thread serves it. A response then allocates nothing for its head and
+/// pieces, and the reactor frees nothing a pool thread allocated: such a
+/// free, once the reactor's cache for that size is full, takes the other
+/// thread's malloc arena lock, and profiles showed both threads waiting on
+/// it (futex calls from `_int_free` and from Ruby's allocations).
+#[derive(Default)]
+pub(crate) struct Spare {
+    sources: VecDeque<Source>,
+    pieces: Vec<Piece>,
+    bytes: Vec<u8>,
+}
+
+impl Spare {
+    /// An empty byte buffer, with the capacity the last response left.
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
+    /// An empty list of pieces, with its capacity.
+    pub(crate) fn take_pieces(&mut self) -> Vec<Piece> {
+        std::mem::take(&mut self.pieces)
+    }
+}
+
 /// One stretch of bytes in memory.
 pub(crate) enum Piece {
     Owned(Vec<u8>),
@@ -84,12 +114,19 @@ pub(crate) struct Outgoing {
     pub(crate) keep_alive: bool,
     /// The socket was registered for writability while waiting on the client.
     pub(crate) waited: bool,
+    /// Buffers of sources already written, for [`Outgoing::into_spare`].
+    written: Spare,
 }
 
 impl Outgoing {
     pub(crate) fn new() -> Self {
+        Self::reusing(&mut Spare::default())
+    }
+
+    /// An empty response in the list of sources `spare` kept.
+    pub(crate) fn reusing(spare: &mut Spare) -> Self {
         Outgoing {
-            sources: VecDeque::new(),
+            sources: std::mem::take(&mut spare.sources),
             in_memory: 0,
             uncounted: 0,
             sent: 0,
@@ -98,6 +135,36 @@ impl Outgoing {
             // response's own framing decides (`Request::finish`).
             keep_alive: true,
             waited: false,
+            written: Spare::default(),
+        }
+    }
+
+    /// The buffers to build the next response with, once this one is
+    /// written. Its budget reservation (and anything not written) is
+    /// released here.
+    pub(crate) fn into_spare(mut self) -> Spare {
+        self.sources.clear();
+        Spare {
+            sources: std::mem::take(&mut self.sources),
+            pieces: std::mem::take(&mut self.written.pieces),
+            bytes: std::mem::take(&mut self.written.bytes),
+        }
+    }
+
+    /// Keeps a written source's list and its first buffer (emptied), when
+    /// they are small and none is kept yet; the rest is freed.
+    fn keep(&mut self, mut pieces: Vec<Piece>) {
+        if self.written.bytes.capacity() == 0 {
+            if let Some(Piece::Owned(mut bytes)) = pieces.drain(..).next() {
+                if bytes.capacity() <= SPARE_MAX {
+                    bytes.clear();
+                    self.written.bytes = bytes;
+                }
+            }
+        }
+        pieces.clear();
+        if self.written.pieces.capacity() == 0 && pieces.capacity() <= 16 {
+            self.written.pieces = pieces;
         }
     }
 
@@ -203,7 +270,9 @@ impl Outgoing {
             if !written.done {
                 return Ok(Flow::SocketFull);
             }
-            self.sources.pop_front();
+            if let Some(Source::Bytes(pieces, _)) = self.sources.pop_front() {
+                self.keep(pieces);
+            }
         }
         Ok(if stream.flush_pending()? {
             Flow::Done
@@ -351,6 +420,33 @@ mod tests {
         assert!(out.keep_alive);
         let expected = [&b"head\r\n\r\n"[..], &body, b"tail"].concat();
         assert!(received == expected, "bytes arrived out of order or lost");
+    }
+
+    /// A written response leaves its buffers, emptied, for the next one on
+    /// the connection; a large buffer is freed instead of kept.
+    #[test]
+    fn a_written_response_leaves_its_small_buffers_for_the_next() {
+        let (mut stream, mut client) = pair();
+        let mut out = Outgoing::bytes(vec![b"first response".to_vec()]);
+        assert_eq!(pump(&mut out, &mut stream, &mut client), b"first response");
+        let mut spare = out.into_spare();
+        let mut bytes = spare.take_bytes();
+        let mut pieces = spare.take_pieces();
+        assert!(bytes.is_empty() && bytes.capacity() >= 14);
+        assert!(pieces.is_empty() && pieces.capacity() >= 1);
+        assert!(spare.sources.capacity() >= 1, "the list of sources is kept");
+        bytes.extend_from_slice(b"second");
+        pieces.push(Piece::Owned(bytes));
+        let mut out = Outgoing::reusing(&mut spare);
+        out.push_pieces(pieces);
+        assert_eq!(pump(&mut out, &mut stream, &mut client), b"second");
+
+        let mut out = Outgoing::bytes(vec![vec![b'x'; 2 * SPARE_MAX]]);
+        assert_eq!(
+            pump(&mut out, &mut stream, &mut client).len(),
+            2 * SPARE_MAX
+        );
+        assert_eq!(out.into_spare().take_bytes().capacity(), 0);
     }
 
     #[test]

@@ -72,14 +72,16 @@ impl Reactor {
                         Interest::READABLE,
                     );
                 }
-                // The response's budget and file go now, not with the slot.
-                drop(out);
+                // The response's budget and file go now, not with the slot;
+                // its buffers stay with the connection for the next one.
+                let spare = out.into_spare();
                 if !keep {
                     let _ = self.poll.registry().deregister(client.stream.source());
                     self.clients.remove(key);
                     return;
                 }
                 client.reset_for_next_request();
+                client.spare = spare;
                 self.clients[key] = Slot::Waiting {
                     client,
                     deadline: far_future(self.now),

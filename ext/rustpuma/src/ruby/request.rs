@@ -379,7 +379,8 @@ impl Request {
             state.close_after
         };
         let room = known_len.filter(|&n| n <= HEAD_ROOM).unwrap_or(0) as usize;
-        let mut bytes = Vec::with_capacity(256 + room);
+        let mut bytes = self.with(|h| h.client.spare.take_bytes())?;
+        bytes.reserve(256 + room);
         push_status_line(&mut bytes, version, status);
 
         let mut app_length: Option<u64> = None;
@@ -533,7 +534,7 @@ impl Request {
         // copying them (`pins.rs`); small ones are cheaper to copy.
         let lend = total >= ZERO_COPY_MIN && !head.writing.discards();
         let mut pins: Option<Pins> = None;
-        let mut pieces: Vec<Piece> = Vec::new();
+        let mut pieces: Vec<Piece> = rb_self.with(|h| h.client.spare.take_pieces())?;
         let push = |pieces: &mut Vec<Piece>, bytes: &[u8]| {
             if bytes.is_empty() {
                 return;
@@ -587,7 +588,7 @@ impl Request {
         state.keep_alive = keep_alive;
         // The reactor writes it after `finish`, and this thread keeps the
         // GVL for the next request.
-        let mut out = Outgoing::new();
+        let mut out = rb_self.with(|h| Outgoing::reusing(&mut h.client.spare))?;
         out.push_pieces(pieces);
         state.pending = Some(out);
         Ok(true)
