@@ -15,6 +15,21 @@ class TestThreadPool < Minitest::Test
     JSON.parse(RawHTTP.get(server.host, server.port, "/stats").body)
   end
 
+  # A server for APP with `-t THREADS` and a config file holding `config`.
+  def server_with_config(threads, config)
+    path = File.join(Dir.mktmpdir("rustpuma-pool"), "config.rb")
+    File.write(path, config)
+    ServerProcess.new("-t", threads, "-C", path, APP).start
+  end
+
+  # A connection whose request is now blocked in the app (until /release).
+  def block_a_thread(server)
+    server.connect.tap do |socket|
+      socket.write("GET /block?0 HTTP/1.1\r\nHost: x\r\n\r\n")
+      server.wait_for_output("blocked 0")
+    end
+  end
+
   def test_pool_starts_at_min_and_grows_to_max_under_load
     server = ServerProcess.new("-t", "1:3", APP).start
     initial = stats(server)
@@ -45,9 +60,7 @@ class TestThreadPool < Minitest::Test
   # given back (every auto_trim_time, 30 s by default; Puma's internal
   # option, set here through `inject` to keep the test short).
   def test_idle_threads_above_min_are_trimmed
-    config = File.join(Dir.mktmpdir("rustpuma-trim"), "trim.rb")
-    File.write(config, "inject { @options[:auto_trim_time] = 0.2 }\n")
-    server = ServerProcess.new("-t", "1:3", "-C", config, APP).start
+    server = server_with_config("1:3", "inject { @options[:auto_trim_time] = 0.2 }\n")
     blocked = 2.times.map do |i|
       socket = server.connect
       socket.write("GET /block?#{i} HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -73,12 +86,8 @@ class TestThreadPool < Minitest::Test
   # requests queued behind it, and with MIN 0 (the default) the last idle
   # thread went too, after which nothing was ever answered.
   def test_a_trim_leaves_a_thread_waiting
-    config = File.join(Dir.mktmpdir("rustpuma-trim"), "trim.rb")
-    File.write(config, "inject { @options[:auto_trim_time] = 0.1 }\nbefore_thread_exit { puts 'thread exit' }\n")
-    server = ServerProcess.new("-t", "0:2", "-C", config, APP).start
-    blocked = server.connect
-    blocked.write("GET /block?0 HTTP/1.1\r\nHost: x\r\n\r\n")
-    server.wait_for_output("blocked 0")
+    server = server_with_config("0:2", "inject { @options[:auto_trim_time] = 0.1 }\nbefore_thread_exit { puts 'thread exit' }\n")
+    blocked = block_a_thread(server)
     answered_across_trims(server) # by the spare, never trimmed
     RawHTTP.get(server.host, server.port, "/release")
     assert_equal "released", RawHTTP.read_response(blocked).body
@@ -111,9 +120,7 @@ class TestThreadPool < Minitest::Test
   # other thread stays blocked.
   def test_requests_are_served_while_the_other_thread_is_blocked_in_the_app
     server = ServerProcess.new("-t", "2:2", APP).start
-    blocked = server.connect
-    blocked.write("GET /block?0 HTTP/1.1\r\nHost: x\r\n\r\n")
-    server.wait_for_output("blocked 0")
+    blocked = block_a_thread(server)
     3.times { assert_equal "hi", RawHTTP.get(server.host, server.port, "/").body }
     sockets = 5.times.map do
       server.connect.tap { |s| s.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") }
@@ -130,12 +137,8 @@ class TestThreadPool < Minitest::Test
   # Puma's out_of_band hooks run when the pool goes idle: not while another
   # request is still being served, and once the last one is done.
   def test_out_of_band_hooks_run_once_the_pool_is_idle
-    config = File.join(Dir.mktmpdir("rustpuma-oob"), "oob.rb")
-    File.write(config, "out_of_band { puts 'out of band' }\n")
-    server = ServerProcess.new("-t", "2:2", "-C", config, APP).start
-    blocked = server.connect
-    blocked.write("GET /block?0 HTTP/1.1\r\nHost: x\r\n\r\n")
-    server.wait_for_output("blocked 0")
+    server = server_with_config("2:2", "out_of_band { puts 'out of band' }\n")
+    blocked = block_a_thread(server)
     assert_equal "hi", RawHTTP.get(server.host, server.port, "/").body
     before = server.output.scan("out of band").size
     RawHTTP.get(server.host, server.port, "/release")
