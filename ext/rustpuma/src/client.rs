@@ -62,6 +62,11 @@ pub(crate) struct Client {
     drained: bool,
     /// The last response's buffers, for the next one (see [`Spare`]).
     pub spare: Spare,
+    /// Epoll reported a hang-up or an error (a FIN or a reset). Its report
+    /// may come with bytes still queued before it, and it is not repeated:
+    /// reads then go on until they return the end or the error, a short
+    /// read no longer meaning there is nothing left to see.
+    hung_up: bool,
 }
 
 impl Client {
@@ -76,13 +81,15 @@ impl Client {
             timing: Timing::default(),
             drained: false,
             spare: Spare::default(),
+            hung_up: false,
         }
     }
 
     /// Epoll reported the socket (edge-triggered: new bytes since the last
-    /// report, or a hang-up).
-    pub(crate) fn readable(&mut self) {
+    /// report); `hung_up`: the report said the peer closed or reset it.
+    pub(crate) fn readable(&mut self, hung_up: bool) {
         self.drained = false;
+        self.hung_up |= hung_up;
     }
 
     /// True when a request has started arriving but is not complete, which
@@ -132,8 +139,9 @@ impl Client {
             match self.fill() {
                 Ok(n) if n > 0 => {
                     read += n;
-                    // A TLS stream may hold decrypted bytes back.
-                    self.drained = n < READ_CHUNK && !self.stream.is_tls();
+                    // A TLS stream may hold decrypted bytes back; after a
+                    // hang-up the end is still to be read (no new report).
+                    self.drained = n < READ_CHUNK && !self.stream.is_tls() && !self.hung_up;
                 }
                 // End of stream: between requests that is a normal close; in
                 // the middle of one, nobody is left to answer.
@@ -260,4 +268,58 @@ mod tests {
     }
 
     const IDLE_KEEP_FOR_TEST: usize = 4 * 1024;
+
+    /// A client resets its connection with part of a spilled body still
+    /// queued: epoll reports the reset together with those bytes, and only
+    /// once. Reading must go past them to the reset, though the last read
+    /// of the bytes is short (it ended as "drained", and the connection
+    /// sat until first_data_timeout with its socket and temporary file).
+    #[test]
+    fn a_reset_reported_with_queued_bytes_is_read_through() {
+        use std::net::{TcpListener, TcpStream};
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut client = Client::new(
+            Stream::Tcp(mio::net::TcpStream::from_std(ours)),
+            "127.0.0.1".into(),
+        );
+        let limits = Limits::default();
+        assert!(matches!(
+            client.advance(&limits, usize::MAX),
+            Advance::NeedMore
+        ));
+        // Head and part of the body in one write (Nagle could hold a second
+        // one back until the reset drops it): less than a loopback window,
+        // and no multiple of a read.
+        let mut sent = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n".to_vec();
+        sent.resize(sent.len() + 50_000, b'y');
+        peer.write_all(&sent).unwrap();
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        nix::sys::socket::setsockopt(&peer, nix::sys::socket::sockopt::Linger, &linger).unwrap();
+        drop(peer);
+        // The reset has arrived (on loopback, before the close returned;
+        // waited for all the same).
+        let hung_up = nix::poll::PollFlags::POLLHUP | nix::poll::PollFlags::POLLERR;
+        let mut waited = 0;
+        loop {
+            let mut fds = [nix::poll::PollFd::new(
+                client.stream.fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap();
+            if fds[0].revents().is_some_and(|r| r.intersects(hung_up)) {
+                break;
+            }
+            waited += 1;
+            assert!(waited < 50, "no reset seen on the server's socket");
+        }
+        client.readable(true);
+        assert!(matches!(client.advance(&limits, usize::MAX), Advance::Gone));
+    }
 }

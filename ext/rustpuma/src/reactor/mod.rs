@@ -190,9 +190,11 @@ enum Slot {
     },
     /// A pool thread owns the client; `readable`: epoll reported the socket
     /// meanwhile (the report is not repeated: the reactor reads when the
-    /// client comes back).
+    /// client comes back), `hung_up`: a report said the peer closed or
+    /// reset it.
     Busy {
         readable: bool,
+        hung_up: bool,
     },
     /// The reactor is writing a response the pool handed back; still counted
     /// as in flight for a graceful stop.
@@ -207,6 +209,16 @@ enum Slot {
     TunnelPeer {
         tls_key: usize,
     },
+}
+
+impl Slot {
+    /// Just handed to a pool thread: no report seen yet.
+    fn busy() -> Slot {
+        Slot::Busy {
+            readable: false,
+            hung_up: false,
+        }
+    }
 }
 
 pub(crate) struct Reactor {
@@ -353,13 +365,13 @@ impl Reactor {
                     Token(t) if t > FIRST_LISTENER - self.listeners.len() => {
                         self.accept(FIRST_LISTENER - t)
                     }
-                    Token(key) => self.on_event(key),
+                    Token(key) => self.on_event(key, event.is_read_closed() || event.is_error()),
                 }
             }
             // Those that yielded last turn go after this turn's events (a
             // key may have been reused meanwhile: a spurious read is harmless).
             for key in std::mem::take(&mut self.ready) {
-                self.on_event(key);
+                self.on_event(key, false);
             }
             // A connection back from the pool may hold a request that came
             // in after this turn began.
@@ -443,17 +455,24 @@ impl Reactor {
         }
     }
 
-    fn on_event(&mut self, key: usize) {
+    /// `hung_up`: epoll reported a FIN or a reset (see `Client::readable`).
+    fn on_event(&mut self, key: usize, hung_up: bool) {
         match self.clients.get_mut(key) {
             Some(Slot::Waiting { client, .. }) => {
-                client.readable();
+                client.readable(hung_up);
                 self.on_readable(key)
             }
             Some(Slot::Writing { client, .. }) => {
-                client.readable();
+                client.readable(hung_up);
                 self.continue_writing(key)
             }
-            Some(Slot::Busy { readable }) => *readable = true,
+            Some(Slot::Busy {
+                readable,
+                hung_up: seen,
+            }) => {
+                *readable = true;
+                *seen |= hung_up;
+            }
             Some(Slot::Tunnel(_)) => self.pump_tunnel(key),
             Some(Slot::TunnelPeer { tls_key }) => {
                 let tls_key = *tls_key;
@@ -519,9 +538,7 @@ impl Reactor {
         let Some(slot) = self.clients.get_mut(key) else {
             return;
         };
-        let Slot::Waiting { mut client, .. } =
-            std::mem::replace(slot, Slot::Busy { readable: false })
-        else {
+        let Slot::Waiting { mut client, .. } = std::mem::replace(slot, Slot::busy()) else {
             return;
         };
         client.timing.complete = self.metrics_stamp();
@@ -573,8 +590,12 @@ impl Reactor {
                         return;
                     }
                     if let Some(slot) = self.clients.get_mut(token.0) {
-                        if matches!(slot, Slot::Busy { readable: true }) {
-                            client.readable();
+                        if let Slot::Busy {
+                            readable: true,
+                            hung_up,
+                        } = *slot
+                        {
+                            client.readable(hung_up);
                         }
                         *slot = Slot::Waiting {
                             client,
@@ -586,8 +607,12 @@ impl Reactor {
                 }
                 Returned::Respond(Handoff { token, mut client }, out) => {
                     if let Some(slot) = self.clients.get_mut(token.0) {
-                        if matches!(slot, Slot::Busy { readable: true }) {
-                            client.readable();
+                        if let Slot::Busy {
+                            readable: true,
+                            hung_up,
+                        } = *slot
+                        {
+                            client.readable(hung_up);
                         }
                         *slot = Slot::Writing {
                             client,

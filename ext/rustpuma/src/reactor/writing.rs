@@ -59,7 +59,7 @@ impl Reactor {
                 let keep = out.keep_alive && !self.shared.stopping();
                 let Slot::Writing {
                     mut client, out, ..
-                } = std::mem::replace(&mut self.clients[key], Slot::Busy { readable: false })
+                } = std::mem::replace(&mut self.clients[key], Slot::busy())
                 else {
                     unreachable!()
                 };
