@@ -66,10 +66,7 @@ class TestHostileClients < Minitest::Test
         s
       end
       assert_equal 200, well_behaved_get
-      socks.each do |s|
-        s.setsockopt(Socket::SOL_SOCKET, Socket::SO_LINGER, [1, 0].pack("ii")) # RST, not FIN
-        s.close
-      end
+      reset_all(socks)
     end
     assert_equal 200, well_behaved_get
     assert_back_to(base)
@@ -86,14 +83,19 @@ class TestHostileClients < Minitest::Test
     3.times do
       socks = Array.new(20) { TCPSocket.new(@srv.host, @srv.port) }
       eventually("the server accepted them") { fd_count >= base[0] + socks.size }
-      socks.each do |s|
-        s.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * 1024 * 1024}\r\n\r\n#{"z" * 150_000}")
-        s.setsockopt(Socket::SOL_SOCKET, Socket::SO_LINGER, [1, 0].pack("ii")) # RST, not FIN
-        s.close
-      end
+      socks.each { |s| s.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: #{2 * 1024 * 1024}\r\n\r\n#{"z" * 150_000}") }
+      reset_all(socks)
     end
     assert_equal 200, well_behaved_get
     assert_back_to(base)
+  end
+
+  # Closes each socket with a reset (SO_LINGER 0), not a FIN.
+  def reset_all(socks)
+    socks.each do |s|
+      s.setsockopt(Socket::SOL_SOCKET, Socket::SO_LINGER, [1, 0].pack("ii"))
+      s.close
+    end
   end
 
   def test_pipelined_garbage
